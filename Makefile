@@ -1,0 +1,42 @@
+# SPDX-License-Identifier: GPL-2.0
+# cxmq top-level Makefile.
+#   make                 build cxmq.ko against KDIR (default: Debian's 6.1 headers)
+#   make KDIR=<tree>     build against another kernel tree (e.g. the test kernel's O= dir)
+#   make check-ko        fail if cxmq.ko has global constructors or exception tables
+#   make host-test       the C++ core under GoogleTest with ASan+UBSan (and TSan)
+#   make test            every test layer (scripts/test.sh): host, KUnit, VM
+#   make demo            the main job: build, boot a VM, load, fio on /dev/cxmq0, show sysfs
+#   make clean
+
+KVER ?= $(shell apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: linux-image-\([0-9].*-amd64\)$$/\1/p' | head -n1)
+KDIR ?= /usr/src/linux-headers-$(KVER)
+PWD := $(CURDIR)
+SHELL := /bin/bash
+
+all: module check-ko
+
+# Build with warnings as errors: anything g++, modpost or objtool prints as a warning fails.
+module:
+	@test -d "$(KDIR)" || { echo "KDIR=$(KDIR) missing: run scripts/setup.sh" >&2; exit 1; }
+	@set -o pipefail; $(MAKE) -C $(KDIR) M=$(PWD) modules 2>&1 | tee .build.log
+	@if grep -Ei '(^|[^-])warning:' .build.log; then \
+		echo "cxmq: the build printed warnings (above): treated as errors" >&2; exit 1; fi
+
+check-ko: module
+	@scripts/check-ko.sh cxmq.ko
+
+host-test:
+	@$(MAKE) -C tests/host
+
+test:
+	@scripts/test.sh
+
+demo:
+	@scripts/demo.sh
+
+clean:
+	@if [ -d "$(KDIR)" ]; then $(MAKE) -C $(KDIR) M=$(PWD) clean; fi
+	@$(MAKE) -C tests/host clean
+	@rm -f .build.log
+
+.PHONY: all module check-ko host-test test demo clean

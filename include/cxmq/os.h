@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The services the cxmq core (C++) takes from its host: the kernel (src/shim/os_linux.c) or user
+ * space (tests/host/os_user.cpp). Plain C types and opaque handles only: this header is included
+ * by C++ code that never sees a kernel header, and by C code that does.
+ */
+#ifndef CXMQ_OS_H
+#define CXMQ_OS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef __UINT8_TYPE__ cxmq_u8;
+typedef __UINT16_TYPE__ cxmq_u16;
+typedef __UINT32_TYPE__ cxmq_u32;
+typedef __UINT64_TYPE__ cxmq_u64;
+typedef __INT32_TYPE__ cxmq_s32;
+typedef __INT64_TYPE__ cxmq_s64;
+typedef __SIZE_TYPE__ cxmq_size_t;
+
+/* Status of a request, as the core and backends see it; mapped to blk_status_t by the shim. */
+enum cxmq_status {
+	CXMQ_STS_OK = 0,
+	CXMQ_STS_IOERR = 1,     /* BLK_STS_IOERR */
+	CXMQ_STS_AGAIN = 2,     /* BLK_STS_AGAIN: REQ_NOWAIT and no resource now */
+	CXMQ_STS_NOTSUPP = 3,   /* BLK_STS_NOTSUPP */
+	CXMQ_STS_RESOURCE = 4,  /* BLK_STS_RESOURCE: backend busy (never reaches a bio) */
+	CXMQ_STS_NOSPC = 5,     /* BLK_STS_NOSPC */
+};
+
+/* Operations, as the core sees a bio. */
+enum cxmq_op {
+	CXMQ_OP_READ = 0,
+	CXMQ_OP_WRITE = 1,
+	CXMQ_OP_FLUSH = 2,
+	CXMQ_OP_DISCARD = 3,
+	CXMQ_OP_WRITE_ZEROES = 4,
+};
+
+/* Bio flags the core cares about. */
+enum cxmq_bio_flags {
+	CXMQ_BIO_NOWAIT = 1u << 0,  /* REQ_NOWAIT: never sleep, fail with CXMQ_STS_AGAIN */
+	CXMQ_BIO_FUA = 1u << 1,
+	CXMQ_BIO_PREFLUSH = 1u << 2,
+	CXMQ_BIO_POLLED = 1u << 3,
+};
+
+/* ---- errors: negative errno values, as the kernel has them ---- */
+#define CXMQ_ENOMEM 12
+#define CXMQ_EBUSY 16
+#define CXMQ_ENODEV 19
+#define CXMQ_EINVAL 22
+#define CXMQ_EAGAIN 11
+
+/* ---- logging and fatal errors ---- */
+enum cxmq_log_level { CXMQ_LOG_ERR = 3, CXMQ_LOG_WARN = 4, CXMQ_LOG_INFO = 6, CXMQ_LOG_DEBUG = 7 };
+void cxmq_os_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Formats into buf like snprintf (the kernel's format rules); returns the length written. */
+int cxmq_os_snprintf(char *buf, cxmq_size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Reports a broken invariant with its place; the caller then stops (the core traps inline). */
+void cxmq_os_bug_report(const char *file, int line, const char *what);
+/* Reports a broken invariant and goes on: WARN() in the kernel. */
+void cxmq_os_warn(const char *file, int line, const char *what);
+
+/* ---- memory ---- */
+/* Zeroed memory on NUMA node `node` (-1: any). May sleep. NULL when out of memory. */
+void *cxmq_os_zalloc(cxmq_size_t size, int node);
+/* Zeroed memory, never sleeps (GFP_NOWAIT). */
+void *cxmq_os_zalloc_nowait(cxmq_size_t size, int node);
+void cxmq_os_free(const void *p);
+
+/* ---- CPUs ---- */
+cxmq_u32 cxmq_os_nr_cpu_ids(void);          /* one past the highest possible CPU number */
+cxmq_u32 cxmq_os_this_cpu(void);            /* the CPU this runs on now (may change at once) */
+int cxmq_os_cpu_possible(cxmq_u32 cpu);
+int cxmq_os_cpu_online(cxmq_u32 cpu);
+int cxmq_os_cpu_present(cxmq_u32 cpu);
+int cxmq_os_cpu_to_node(cxmq_u32 cpu);
+cxmq_u32 cxmq_os_cpu_first_sibling(cxmq_u32 cpu); /* lowest-numbered SMT sibling of cpu */
+
+/* ---- spinlocks (IRQ-safe) ---- */
+struct cxmq_os_lock;
+struct cxmq_os_lock *cxmq_os_lock_create(int node);
+void cxmq_os_lock_destroy(struct cxmq_os_lock *lock);
+unsigned long cxmq_os_lock_irqsave(struct cxmq_os_lock *lock);
+void cxmq_os_unlock_irqrestore(struct cxmq_os_lock *lock, unsigned long flags);
+
+/* ---- sleeping mutexes (control plane) ---- */
+struct cxmq_os_mutex;
+struct cxmq_os_mutex *cxmq_os_mutex_create(void);
+void cxmq_os_mutex_destroy(struct cxmq_os_mutex *m);
+void cxmq_os_mutex_lock(struct cxmq_os_mutex *m);
+void cxmq_os_mutex_unlock(struct cxmq_os_mutex *m);
+
+/* ---- wait queues ---- */
+struct cxmq_os_waitq;
+struct cxmq_os_waitq *cxmq_os_waitq_create(int node);
+void cxmq_os_waitq_destroy(struct cxmq_os_waitq *wq);
+/* Sleeps (uninterruptibly, as an exclusive FIFO waiter) until try_fn(arg) returns non-zero;
+ * try_fn is called after the waiter is queued, so a wake-up between a failed try and the
+ * sleep is never lost. */
+void cxmq_os_wait_exclusive(struct cxmq_os_waitq *wq, int (*try_fn)(void *arg), void *arg);
+/* Sleeps until cond_fn(arg) returns non-zero (every waiter is woken by wake_all). */
+void cxmq_os_wait_event(struct cxmq_os_waitq *wq, int (*cond_fn)(void *arg), void *arg);
+void cxmq_os_wake_one(struct cxmq_os_waitq *wq);
+void cxmq_os_wake_all(struct cxmq_os_waitq *wq);
+int cxmq_os_waitq_active(struct cxmq_os_waitq *wq); /* with a full barrier before the check */
+
+/* ---- queue usage counter (percpu_ref in the kernel) ---- */
+struct cxmq_os_usage;
+/* Starts in atomic mode (cheap to kill while unregistered); switched to per-CPU when live. */
+struct cxmq_os_usage *cxmq_os_usage_create(void (*on_zero)(void *arg), void *arg);
+void cxmq_os_usage_destroy(struct cxmq_os_usage *u);
+int cxmq_os_usage_tryget_live(struct cxmq_os_usage *u);
+void cxmq_os_usage_put(struct cxmq_os_usage *u);
+void cxmq_os_usage_kill(struct cxmq_os_usage *u);      /* no new live gets; on_zero at zero */
+int cxmq_os_usage_is_zero(struct cxmq_os_usage *u);
+void cxmq_os_usage_resurrect(struct cxmq_os_usage *u); /* live again after kill reached zero */
+void cxmq_os_usage_switch_to_percpu(struct cxmq_os_usage *u);
+
+/* ---- deferred work (delayed hardware queue runs) ---- */
+struct cxmq_os_work;
+struct cxmq_os_work *cxmq_os_work_create(void (*fn)(void *arg), void *arg, int node);
+void cxmq_os_work_destroy(struct cxmq_os_work *w);     /* cancels and waits first */
+void cxmq_os_work_schedule(struct cxmq_os_work *w, cxmq_u32 delay_us, cxmq_u32 cpu);
+void cxmq_os_work_cancel_sync(struct cxmq_os_work *w);
+
+/* ---- bios ---- */
+/* Ends the bio with a status. */
+void cxmq_os_bio_end(void *bio, enum cxmq_status status);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CXMQ_OS_H */

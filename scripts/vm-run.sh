@@ -1,0 +1,80 @@
+#!/bin/bash
+# Boot a kernel in QEMU (TCG), run a job script inside the guest with the host's root mounted
+# read-only over virtio-9p, and return the job's exit status. The job's output is streamed to
+# stdout; the guest console is kept in OUT/console.log.
+#
+# usage: vm-run.sh [--kernel debian|test|DIR] [--cpus N] [--mem MB] [--timeout S] [--out DIR]
+#                  [--env NAME=VALUE]... JOB [ARGS...]
+# Exit status: the job's; 124 if the guest timed out (killed), 125 if it died without finishing
+# (panic, triple fault, init failure). In both cases the tail of the console is printed.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+kernel=debian cpus=2 mem=2048 timeout=600 out= envs=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--kernel) kernel=$2; shift 2 ;;
+	--cpus) cpus=$2; shift 2 ;;
+	--mem) mem=$2; shift 2 ;;
+	--timeout) timeout=$2; shift 2 ;;
+	--out) out=$2; shift 2 ;;
+	--env) envs+=("$2"); shift 2 ;;
+	--) shift; break ;;
+	-*) die "unknown option $1" ;;
+	*) break ;;
+	esac
+done
+[ $# -ge 1 ] || die "usage: vm-run.sh [options] JOB [ARGS...]"
+job=$(realpath "$1"); shift
+case "$kernel" in
+debian) kdir=$("$CXMQ_ROOT/scripts/fetch-debian-kernel.sh") ;;
+test) kdir=$("$CXMQ_ROOT/scripts/build-test-kernel.sh") ;;
+*) kdir=$kernel ;;
+esac
+[ -f "$kdir/bzImage" ] || die "no bzImage in $kdir"
+initrd=$("$CXMQ_ROOT/scripts/mkinitramfs.sh" "$kdir")
+abi=$(ls "$kdir/mods/lib/modules" | head -n1)
+
+[ -n "$out" ] || out=$(mktemp -d "${TMPDIR:-/tmp}/cxmq-vm.XXXXXX")
+mkdir -p "$out"; out=$(realpath "$out")
+rm -f "$out/rc" "$out/guest.log" "$out/console.log"
+: > "$out/guest.log"
+{
+	printf 'export CXMQ_ROOT=%q CXMQ_OUT=%q CXMQ_MODROOT=%q CXMQ_KABI=%q CXMQ_CPUS=%q\n' \
+		"$CXMQ_ROOT" "$out" "$kdir/mods" "$abi" "$cpus"
+	for e in "${envs[@]+"${envs[@]}"}"; do printf 'export %s=%q\n' "${e%%=*}" "${e#*=}"; done
+} > "$out/env.sh"
+cp "$job" "$out/job-script.sh"
+{ printf '#!/bin/bash\nexec /bin/bash ./job-script.sh'; printf ' %q' "$@"; echo; } > "$out/job.sh"
+
+qemu=(qemu-system-x86_64 -machine pc -accel tcg,thread=multi -cpu max -smp "$cpus" -m "$mem"
+	-no-reboot -display none -monitor none -serial "file:$out/console.log"
+	-kernel "$kdir/bzImage" -initrd "$initrd"
+	-append "console=ttyS0 panic=-1 loglevel=4 cxmq.out=$out"
+	-fsdev "local,id=hostroot,path=/,readonly=on,security_model=none,multidevs=remap"
+	-device "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot"
+	-fsdev "local,id=out,path=$out,security_model=none"
+	-device "virtio-9p-pci,fsdev=out,mount_tag=out")
+
+tail -n +1 -F "$out/guest.log" 2>/dev/null &
+tailpid=$!
+start=$(date +%s)
+set +e
+timeout --kill-after=10 "$timeout" "${qemu[@]}" </dev/null
+qrc=$?
+set -e
+sleep 0.3; kill "$tailpid" 2>/dev/null; wait "$tailpid" 2>/dev/null || true
+dur=$(( $(date +%s) - start ))
+if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
+	log "guest timed out after ${timeout}s; console tail:"
+	tail -n 60 "$out/console.log" >&2
+	exit 124
+fi
+if [ ! -s "$out/rc" ]; then
+	log "guest ended without finishing its job (qemu exit $qrc) after ${dur}s; console tail:"
+	tail -n 60 "$out/console.log" >&2
+	exit 125
+fi
+rc=$(cat "$out/rc")
+log "guest job exited $rc after ${dur}s (log: $out)"
+exit "$rc"

@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: GPL-2.0
+// The hardware behind the queues: what a hardware queue run hands requests to.
+#pragma once
+
+#include "request.h"
+
+namespace cxmq {
+
+class Queue;
+
+class Backend {
+public:
+	// Bytes of per-request payload the backend wants next to each request.
+	virtual u32 pdu_size() const = 0;
+	// Called once per hardware queue as it is set up / torn down.
+	virtual int init_hctx(HwQueue &hctx) = 0;
+	virtual void exit_hctx(HwQueue &hctx) = 0;
+	// Takes a request. CXMQ_STS_OK: the backend owns it and will complete it through
+	// Queue::end_request(). CXMQ_STS_RESOURCE: busy, the caller keeps it and retries later.
+	// Any other status: the request failed; the caller ends it with that status.
+	// `last` is false when more requests follow in this run (a doorbell may wait).
+	virtual cxmq_status queue_rq(HwQueue &hctx, Request &rq, bool last) = 0;
+	// Frees the backend (its own destructor, its own memory).
+	virtual void release() = 0;
+
+protected:
+	Backend() = default;
+	~Backend() = default;
+};
+
+} // namespace cxmq

@@ -1,0 +1,418 @@
+// SPDX-License-Identifier: GPL-2.0
+#include "queue.h"
+
+namespace cxmq {
+
+namespace {
+// How long a hardware queue whose backend was busy waits before it is run again, when no
+// completion runs it first (blk-mq's BLK_MQ_RESOURCE_DELAY).
+constexpr u32 kBusyRetryDelayUs = 3000;
+
+u32 dispatch_bucket(u32 n)
+{
+	if (n == 0)
+		return 0;
+	u32 b = 1 + (31 - static_cast<u32>(__builtin_clz(n))); // 1 -> 1, 2..3 -> 2, 4..7 -> 3
+	return min(b, kDispatchBuckets - 1);
+}
+} // namespace
+
+Queue *Queue::create(const cxmq_dev_config &cfg, Backend *backend, int *err)
+{
+	Queue *q = make<Queue>(cfg.home_node);
+	if (!q) {
+		backend->release();
+		*err = -CXMQ_ENOMEM;
+		return nullptr;
+	}
+	q->backend_ = backend;
+	int ret = q->init(cfg);
+	if (ret) {
+		destroy(q);
+		*err = ret;
+		return nullptr;
+	}
+	*err = 0;
+	return q;
+}
+
+int Queue::init(const cxmq_dev_config &cfg)
+{
+	cfg_ = cfg;
+	nr_cpu_ids_ = cxmq_os_nr_cpu_ids();
+	nr_hw_queues_ = cfg.submit_queues;
+	if (!freeze_lock_.init())
+		return -CXMQ_ENOMEM;
+	freeze_wq_ = cxmq_os_waitq_create(cfg.home_node);
+	usage_ = cxmq_os_usage_create(usage_zero, this);
+	ctxs_ = static_cast<SwQueue *>(cxmq_os_zalloc(sizeof(SwQueue) * nr_cpu_ids_, cfg.home_node));
+	cpu_map_ = static_cast<u32 *>(cxmq_os_zalloc(sizeof(u32) * nr_cpu_ids_, cfg.home_node));
+	hctxs_ = static_cast<HwQueue **>(
+		cxmq_os_zalloc(sizeof(HwQueue *) * nr_hw_queues_, cfg.home_node));
+	if (!freeze_wq_ || !usage_ || !ctxs_ || !cpu_map_ || !hctxs_)
+		return -CXMQ_ENOMEM;
+	for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++) {
+		SwQueue *c = new (&ctxs_[cpu]) SwQueue();
+		c->cpu = cpu;
+		if (!c->lock.init(cxmq_os_cpu_to_node(cpu)))
+			return -CXMQ_ENOMEM;
+	}
+	map_queues();
+	for (u32 i = 0; i < nr_hw_queues_; i++) {
+		hctxs_[i] = alloc_hctx(i);
+		if (!hctxs_[i])
+			return -CXMQ_ENOMEM;
+	}
+	return 0;
+}
+
+// The default CPU -> hardware queue map of blk-mq (Linux 6.1 blk_mq_map_queues): queues are
+// handed out to present CPUs first, then to the remaining possible CPUs in order; once every
+// queue has a CPU, a CPU shares the queue of its first SMT sibling.
+void Queue::map_queues()
+{
+	constexpr u32 kUnset = ~0u;
+	u32 nr = nr_hw_queues_, q = 0;
+	for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++)
+		cpu_map_[cpu] = kUnset;
+	for (u32 cpu = 0; cpu < nr_cpu_ids_ && q < nr; cpu++)
+		if (cxmq_os_cpu_present(cpu))
+			cpu_map_[cpu] = q++ % nr;
+	for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++) {
+		if (cpu_map_[cpu] != kUnset)
+			continue;
+		if (!cxmq_os_cpu_possible(cpu)) {
+			cpu_map_[cpu] = 0; // never submits; keeps lookups in range
+			continue;
+		}
+		u32 sibling = cxmq_os_cpu_first_sibling(cpu);
+		if (q < nr || sibling == cpu || sibling >= nr_cpu_ids_ || cpu_map_[sibling] == kUnset)
+			cpu_map_[cpu] = q++ % nr;
+		else
+			cpu_map_[cpu] = cpu_map_[sibling];
+	}
+	for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++)
+		ctxs_[cpu].hctx_idx = cpu_map_[cpu];
+}
+
+HwQueue *Queue::alloc_hctx(u32 index)
+{
+	int node = cfg_.home_node;
+	u32 nr_ctx = 0;
+	for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++) {
+		if (cpu_map_[cpu] == index && cxmq_os_cpu_possible(cpu)) {
+			if (nr_ctx++ == 0 && node < 0)
+				node = cxmq_os_cpu_to_node(cpu);
+		}
+	}
+	HwQueue *h = make<HwQueue>(node);
+	if (!h)
+		return nullptr;
+	h->queue = this;
+	h->backend = backend_;
+	h->index = index;
+	h->node = node;
+	const u32 depth = cfg_.hw_queue_depth;
+	h->rq_stride = static_cast<u32>(round_up(Request::pdu_offset() + backend_->pdu_size(), kCacheLine));
+	h->rq_mem = static_cast<char *>(cxmq_os_zalloc(size_t(h->rq_stride) * depth, node));
+	h->ctx_cpus = static_cast<u32 *>(cxmq_os_zalloc(sizeof(u32) * max(nr_ctx, 1u), node));
+	h->run_work = cxmq_os_work_create(run_work_fn, h, node);
+	if (!h->lock.init(node) || h->tags.init(depth, node) || !h->rq_mem || !h->ctx_cpus ||
+	    !h->run_work) {
+		free_hctx(h);
+		return nullptr;
+	}
+	for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++)
+		if (cpu_map_[cpu] == index && cxmq_os_cpu_possible(cpu))
+			h->ctx_cpus[h->nr_ctx++] = cpu;
+	for (u32 tag = 0; tag < depth; tag++) {
+		Request *rq = new (h->rq(tag)) Request();
+		rq->tag = tag;
+		rq->hctx = h;
+	}
+	if (backend_->init_hctx(*h)) {
+		free_hctx(h);
+		return nullptr;
+	}
+	return h;
+}
+
+void Queue::free_hctx(HwQueue *h)
+{
+	if (!h)
+		return;
+	if (h->run_work)
+		cxmq_os_work_destroy(h->run_work);
+	cxmq_os_free(h->rq_mem);
+	cxmq_os_free(h->ctx_cpus);
+	destroy(h);
+}
+
+Queue::~Queue()
+{
+	if (hctxs_) {
+		for (u32 i = 0; i < nr_hw_queues_; i++) {
+			if (!hctxs_[i])
+				continue;
+			backend_->exit_hctx(*hctxs_[i]);
+			free_hctx(hctxs_[i]);
+		}
+		cxmq_os_free(hctxs_);
+	}
+	if (ctxs_) {
+		for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++)
+			ctxs_[cpu].~SwQueue();
+		cxmq_os_free(ctxs_);
+	}
+	cxmq_os_free(cpu_map_);
+	if (usage_)
+		cxmq_os_usage_destroy(usage_);
+	if (freeze_wq_)
+		cxmq_os_waitq_destroy(freeze_wq_);
+	if (backend_)
+		backend_->release();
+}
+
+void Queue::set_live()
+{
+	cxmq_os_usage_switch_to_percpu(usage_);
+}
+
+void Queue::shutdown()
+{
+	store_release(dying_, true);
+	freeze();
+	cxmq_os_wake_all(freeze_wq_); // submitters waiting for an unfreeze fail now
+	for (u32 i = 0; i < nr_hw_queues_; i++)
+		cxmq_os_work_cancel_sync(hctxs_[i]->run_work);
+}
+
+// ---- usage counting and freezing ----
+
+void Queue::usage_zero(void *arg)
+{
+	cxmq_os_wake_all(static_cast<Queue *>(arg)->freeze_wq_);
+}
+
+namespace {
+int queue_enterable(void *arg)
+{
+	auto *q = static_cast<Queue *>(arg);
+	return !q->frozen() || q->dying();
+}
+struct FreezeWait {
+	cxmq_os_usage *usage;
+};
+int usage_is_zero(void *arg)
+{
+	return cxmq_os_usage_is_zero(static_cast<FreezeWait *>(arg)->usage);
+}
+} // namespace
+
+bool Queue::enter(bool nowait)
+{
+	for (;;) {
+		if (cxmq_likely(cxmq_os_usage_tryget_live(usage_)))
+			return true;
+		if (nowait || load_acquire(dying_))
+			return false;
+		cxmq_os_wait_event(freeze_wq_, queue_enterable, this);
+		if (load_acquire(dying_))
+			return false;
+	}
+}
+
+void Queue::freeze()
+{
+	freeze_lock_.lock();
+	if (freeze_depth_ == 0)
+		cxmq_os_usage_kill(usage_);
+	store_relaxed(freeze_depth_, freeze_depth_ + 1);
+	freeze_lock_.unlock();
+	FreezeWait fw{usage_};
+	cxmq_os_wait_event(freeze_wq_, usage_is_zero, &fw);
+}
+
+void Queue::unfreeze()
+{
+	MutexGuard g(freeze_lock_);
+	CXMQ_BUG_ON(freeze_depth_ <= 0);
+	store_relaxed(freeze_depth_, freeze_depth_ - 1);
+	if (freeze_depth_ == 0) {
+		cxmq_os_usage_resurrect(usage_);
+		cxmq_os_wake_all(freeze_wq_);
+	}
+}
+
+// ---- submission ----
+
+void Queue::submit_bio(void *bio, cxmq_op op, u64 sector, u32 nr_sectors, u32 flags)
+{
+	const bool nowait = flags & CXMQ_BIO_NOWAIT;
+	if (cxmq_unlikely(!enter(nowait))) {
+		cxmq_os_bio_end(bio, load_acquire(dying_) ? CXMQ_STS_IOERR : CXMQ_STS_AGAIN);
+		return;
+	}
+	const u32 cpu = cxmq_os_this_cpu();
+	HwQueue &h = hctx_for_cpu(cpu);
+	s32 tag = h.tags.try_get(cpu);
+	if (cxmq_unlikely(tag == TagMap::kNoTag)) {
+		if (nowait) {
+			exit();
+			cxmq_os_bio_end(bio, CXMQ_STS_AGAIN);
+			return;
+		}
+		tag = static_cast<s32>(h.tags.get_wait(cpu));
+	}
+	Request &rq = *h.rq(static_cast<u32>(tag));
+	rq.bio = bio;
+	rq.sector = sector;
+	rq.nr_sectors = nr_sectors;
+	rq.flags = flags;
+	rq.op = static_cast<u16>(op);
+	rq.ctx_cpu = static_cast<u16>(cpu);
+	SwQueue &c = ctx(cpu);
+	add_relaxed(c.dispatched[rq.is_write()], u64(1));
+	add_relaxed(h.queued, u64(1));
+
+	if (issue_direct(h, rq))
+		return;
+	insert_to_ctx(c, rq);
+	run_hw_queue(h);
+}
+
+// Sends a request straight to the backend when nothing waits ahead of it: no refused requests
+// on the dispatch list, no restart pending, nothing staged on its software queue.
+bool Queue::issue_direct(HwQueue &h, Request &rq)
+{
+	if (load_relaxed(h.nr_dispatch) || (load_relaxed(h.state) & HwQueue::kRestart) ||
+	    load_relaxed(ctx(rq.ctx_cpu).nr_pending))
+		return false;
+	add_relaxed(h.direct_issued, u64(1));
+	cxmq_status st = backend_->queue_rq(h, rq, true);
+	if (cxmq_likely(st == CXMQ_STS_OK))
+		return true; // rq may already be complete and reused
+	if (st == CXMQ_STS_RESOURCE) {
+		add_relaxed(h.busy_events, u64(1));
+		{
+			LockGuard g(h.lock);
+			h.dispatch.push_back(&rq.node);
+			h.nr_dispatch++;
+		}
+		fetch_or(h.state, HwQueue::kRestart);
+		run_hw_queue_async(h, kBusyRetryDelayUs);
+		return true;
+	}
+	end_request(rq, st);
+	return true;
+}
+
+void Queue::insert_to_ctx(SwQueue &c, Request &rq)
+{
+	LockGuard g(c.lock);
+	c.rq_list.push_back(&rq.node);
+	store_relaxed(c.nr_pending, c.nr_pending + 1);
+}
+
+// ---- hardware queue runs ----
+
+// One runner at a time per hardware queue. A run asked for while another is in progress sets
+// kRerun, and the runner goes round again before it leaves, so no request inserted before a
+// run was asked for is left behind.
+void Queue::run_hw_queue(HwQueue &h)
+{
+	fetch_or(h.state, HwQueue::kRerun);
+	while (!(fetch_or(h.state, HwQueue::kRunning) & HwQueue::kRunning)) {
+		bool busy = false;
+		while (!busy && (fetch_and(h.state, ~HwQueue::kRerun) & HwQueue::kRerun))
+			busy = dispatch_once(h);
+		fetch_and(h.state, ~HwQueue::kRunning);
+		if (busy || !(load_acquire(h.state) & HwQueue::kRerun))
+			return;
+	}
+}
+
+void Queue::run_hw_queue_async(HwQueue &h, u32 delay_us)
+{
+	u32 cpu = h.nr_ctx ? h.ctx_cpus[0] : 0;
+	cxmq_os_work_schedule(h.run_work, delay_us, cpu);
+}
+
+void Queue::run_work_fn(void *arg)
+{
+	auto *h = static_cast<HwQueue *>(arg);
+	h->queue->run_hw_queue(*h);
+}
+
+// Sends the dispatch list, then every mapped software queue in order. Returns true when the
+// backend was busy: what it did not take is back at the head of the dispatch list.
+bool Queue::dispatch_once(HwQueue &h)
+{
+	List list;
+	add_relaxed(h.run, u64(1));
+	{
+		LockGuard g(h.lock);
+		list.splice_tail(h.dispatch);
+		store_relaxed(h.nr_dispatch, 0u);
+	}
+	for (u32 i = 0; i < h.nr_ctx; i++) {
+		SwQueue &c = ctx(h.ctx_cpus[i]);
+		if (!load_relaxed(c.nr_pending))
+			continue;
+		LockGuard g(c.lock);
+		list.splice_tail(c.rq_list);
+		store_relaxed(c.nr_pending, 0u);
+	}
+	u32 n = 0;
+	while (ListNode *node = list.pop_front()) {
+		Request &rq = *Request::from_node(node);
+		cxmq_status st = backend_->queue_rq(h, rq, list.empty());
+		if (cxmq_likely(st == CXMQ_STS_OK)) {
+			n++;
+			continue;
+		}
+		if (st == CXMQ_STS_RESOURCE) {
+			list.push_front(node);
+			u32 left = 0;
+			list.for_each([&left](ListNode *) { left++; });
+			add_relaxed(h.busy_events, u64(1));
+			{
+				LockGuard g(h.lock);
+				h.dispatch.splice_front(list);
+				store_relaxed(h.nr_dispatch, h.nr_dispatch + left);
+			}
+			fetch_or(h.state, HwQueue::kRestart);
+			account_dispatch_run(h, n);
+			run_hw_queue_async(h, kBusyRetryDelayUs);
+			return true;
+		}
+		end_request(rq, st);
+		n++;
+	}
+	account_dispatch_run(h, n);
+	return false;
+}
+
+void Queue::account_dispatch_run(HwQueue &h, u32 n)
+{
+	add_relaxed(h.dispatched[dispatch_bucket(n)], u64(1));
+}
+
+// ---- completion ----
+
+void Queue::end_request(Request &rq, cxmq_status status)
+{
+	HwQueue &h = *rq.hctx;
+	void *bio = rq.bio;
+	add_relaxed(ctx(rq.ctx_cpu).completed[rq.is_write()], u64(1));
+	rq.bio = nullptr;
+	h.tags.put(rq.tag, cxmq_os_this_cpu());
+	cxmq_os_bio_end(bio, status);
+	if (load_relaxed(h.state) & HwQueue::kRestart) {
+		fetch_and(h.state, ~HwQueue::kRestart);
+		run_hw_queue_async(h, 0);
+	}
+	exit(); // the queue may be freed from here on
+}
+
+} // namespace cxmq

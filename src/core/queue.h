@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: GPL-2.0
+// The multi-queue layer: per-CPU software staging queues (SwQueue, blk-mq's ctx), hardware
+// dispatch queues (HwQueue, blk-mq's hctx) with a dispatch list and tags, the CPU -> hardware
+// queue map, and queue usage counting with freeze.
+#pragma once
+
+#include "backend.h"
+#include "cxmq/core.h"
+#include "tags.h"
+
+namespace cxmq {
+
+// A software staging queue: one per possible CPU. Requests that cannot go straight to the
+// hardware wait here, in submission order.
+struct alignas(kCacheLine) SwQueue {
+	SpinLock lock;
+	List rq_list; // under lock
+	u32 cpu = 0;
+	u32 hctx_idx = 0;
+	u32 nr_pending = 0; // on rq_list, under lock
+	// Statistics (mq/<n>/cpu<M>/): [0] reads, [1] writes.
+	u64 dispatched[2] = {};
+	u64 completed[2] = {};
+	u64 merged = 0;
+};
+
+// Number of buckets of the per-run dispatch histogram: 0, 1, 2, 4, ..., 2^(N-2)+.
+constexpr u32 kDispatchBuckets = 10;
+
+struct alignas(kCacheLine) HwQueue {
+	// State bits.
+	static constexpr u32 kRunning = 1u << 0;  // a run is in progress
+	static constexpr u32 kRerun = 1u << 1;    // another run was asked for during it
+	static constexpr u32 kRestart = 1u << 2;  // the backend was busy: run on next completion
+
+	Queue *queue = nullptr;
+	Backend *backend = nullptr;
+	u32 index = 0;
+	int node = -1;
+	u32 state = 0;                // atomic
+	SpinLock lock;
+	List dispatch;                // under lock: requests the backend refused, to go first
+	u32 nr_dispatch = 0;          // under lock
+	TagMap tags;
+	char *rq_mem = nullptr;       // depth requests, rq_stride bytes each
+	u32 rq_stride = 0;
+	u32 *ctx_cpus = nullptr;      // CPUs whose software queues feed this hardware queue
+	u32 nr_ctx = 0;
+	cxmq_os_work *run_work = nullptr; // deferred runs
+	void *driver_data = nullptr;  // the backend's
+
+	// Statistics (mq/<n>/).
+	u64 queued = 0;               // requests that entered this hardware queue
+	u64 run = 0;                  // runs
+	u64 dispatched[kDispatchBuckets] = {};
+	u64 busy_events = 0;          // times the backend answered busy
+	u64 direct_issued = 0;        // requests issued without touching a software queue
+
+	Request *rq(u32 tag) { return reinterpret_cast<Request *>(rq_mem + size_t(tag) * rq_stride); }
+	u32 depth() const { return tags.depth(); }
+};
+
+// One device's queue.
+class Queue {
+public:
+	Queue() = default;
+	Queue(const Queue &) = delete;
+	Queue &operator=(const Queue &) = delete;
+	~Queue();
+
+	// Builds the queue for a checked configuration, with `backend` behind it (the queue takes
+	// ownership, and releases it even on failure). Returns nullptr and sets *err on failure.
+	static Queue *create(const cxmq_dev_config &cfg, Backend *backend, int *err);
+
+	void set_live();
+	// Refuses new IO and waits for IO in flight; the queue is then only fit for destroy().
+	void shutdown();
+	void submit_bio(void *bio, cxmq_op op, u64 sector, u32 nr_sectors, u32 flags);
+	// Completes a request the backend owns: ends its bio, frees its tag.
+	void end_request(Request &rq, cxmq_status status);
+	// Runs a hardware queue now, in the caller's context.
+	void run_hw_queue(HwQueue &hctx);
+	// Runs a hardware queue from a worker, after delay_us.
+	void run_hw_queue_async(HwQueue &hctx, u32 delay_us);
+
+	void freeze();
+	void unfreeze();
+	bool frozen() const { return load_relaxed(freeze_depth_) > 0; }
+	bool dying() const { return load_acquire(dying_); }
+
+	u32 nr_hw_queues() const { return nr_hw_queues_; }
+	HwQueue &hctx(u32 i) { return *hctxs_[i]; }
+	HwQueue &hctx_for_cpu(u32 cpu) { return *hctxs_[cpu_map_[cpu]]; }
+	SwQueue &ctx(u32 cpu) { return ctxs_[cpu]; }
+	u32 nr_cpus() const { return nr_cpu_ids_; }
+	u32 map_cpu(u32 cpu) const { return cpu_map_[cpu]; }
+	const cxmq_dev_config &config() const { return cfg_; }
+	Backend &backend() { return *backend_; }
+
+private:
+	int init(const cxmq_dev_config &cfg);
+	HwQueue *alloc_hctx(u32 index);
+	void free_hctx(HwQueue *h);
+	void map_queues();
+	bool enter(bool nowait);
+	void exit() { cxmq_os_usage_put(usage_); }
+	bool issue_direct(HwQueue &hctx, Request &rq);
+	void insert_to_ctx(SwQueue &ctx, Request &rq);
+	bool dispatch_once(HwQueue &hctx);
+	void account_dispatch_run(HwQueue &hctx, u32 n);
+	static void usage_zero(void *arg);
+	static void run_work_fn(void *arg);
+
+	cxmq_dev_config cfg_{};
+	Backend *backend_ = nullptr;
+	u32 nr_cpu_ids_ = 0;
+	u32 nr_hw_queues_ = 0;
+	HwQueue **hctxs_ = nullptr;
+	SwQueue *ctxs_ = nullptr;
+	u32 *cpu_map_ = nullptr;
+	cxmq_os_usage *usage_ = nullptr;
+	cxmq_os_waitq *freeze_wq_ = nullptr;
+	Mutex freeze_lock_;
+	s32 freeze_depth_ = 0;
+	bool dying_ = false;
+};
+
+} // namespace cxmq

@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * cxmq: the module and its block devices. Each /dev/cxmqN is a bio-based gendisk whose bios go
+ * through cxmq's own multi-queue layer (the C++ core, src/core/) to its backend.
+ */
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+#include <linux/init.h>
+#include <linux/module.h>
+#include <linux/moduleparam.h>
+#include <linux/numa.h>
+
+#include "cxmq/core.h"
+
+static unsigned long g_gb = 250;
+module_param_named(gb, g_gb, ulong, 0444);
+MODULE_PARM_DESC(gb, "Size in GiB (1..1048576, default 250)");
+
+static unsigned int g_bs = 512;
+module_param_named(bs, g_bs, uint, 0444);
+MODULE_PARM_DESC(bs, "Logical block size in bytes (power of two, 512..4096, default 512)");
+
+static unsigned int g_nr_devices = 1;
+module_param_named(nr_devices, g_nr_devices, uint, 0444);
+MODULE_PARM_DESC(nr_devices, "Number of devices to create (0..1024, default 1)");
+
+static unsigned int g_submit_queues = 1;
+module_param_named(submit_queues, g_submit_queues, uint, 0444);
+MODULE_PARM_DESC(submit_queues, "Hardware queues (1..possible CPUs, more is capped; default 1)");
+
+static unsigned int g_hw_queue_depth = 64;
+module_param_named(hw_queue_depth, g_hw_queue_depth, uint, 0444);
+MODULE_PARM_DESC(hw_queue_depth, "Tags per hardware queue (1..4096, default 64)");
+
+static unsigned int g_irqmode;
+module_param_named(irqmode, g_irqmode, uint, 0444);
+MODULE_PARM_DESC(irqmode, "Completion: 0 in the submitter's context (default)");
+
+static int g_home_node = NUMA_NO_NODE;
+module_param_named(home_node, g_home_node, int, 0444);
+MODULE_PARM_DESC(home_node, "NUMA node for device memory (-1: any, default)");
+
+#define CXMQ_MAX_DEVICES 1024
+
+struct cxmq_dev {
+	struct list_head list;
+	int index;
+	struct cxmq_dev_config cfg;
+	struct cxmq_queue *q;
+	struct gendisk *disk;
+};
+
+static int cxmq_major;
+static LIST_HEAD(cxmq_devices);
+static DEFINE_MUTEX(cxmq_devices_lock);
+static DEFINE_IDA(cxmq_index_ida);
+
+static void cxmq_submit_bio(struct bio *bio)
+{
+	struct cxmq_dev *dev = bio->bi_bdev->bd_disk->private_data;
+	enum cxmq_op op;
+	u32 flags = 0;
+
+	bio = bio_split_to_limits(bio);
+	if (!bio)
+		return;
+	switch (bio_op(bio)) {
+	case REQ_OP_READ:
+		op = CXMQ_OP_READ;
+		break;
+	case REQ_OP_WRITE:
+		op = CXMQ_OP_WRITE;
+		break;
+	case REQ_OP_FLUSH:
+		op = CXMQ_OP_FLUSH;
+		break;
+	case REQ_OP_DISCARD:
+		op = CXMQ_OP_DISCARD;
+		break;
+	case REQ_OP_WRITE_ZEROES:
+		op = CXMQ_OP_WRITE_ZEROES;
+		break;
+	default:
+		bio->bi_status = BLK_STS_NOTSUPP;
+		bio_endio(bio);
+		return;
+	}
+	if (bio->bi_opf & REQ_NOWAIT)
+		flags |= CXMQ_BIO_NOWAIT;
+	if (bio->bi_opf & REQ_FUA)
+		flags |= CXMQ_BIO_FUA;
+	if (bio->bi_opf & REQ_PREFLUSH)
+		flags |= CXMQ_BIO_PREFLUSH;
+	cxmq_queue_submit_bio(dev->q, bio, op, bio->bi_iter.bi_sector, bio_sectors(bio), flags);
+}
+
+static const struct block_device_operations cxmq_fops = {
+	.owner = THIS_MODULE,
+	.submit_bio = cxmq_submit_bio,
+};
+
+static void cxmq_dev_free(struct cxmq_dev *dev)
+{
+	if (dev->q)
+		cxmq_queue_destroy(dev->q);
+	if (dev->index >= 0)
+		ida_free(&cxmq_index_ida, dev->index);
+	kfree(dev);
+}
+
+static int cxmq_dev_add(const struct cxmq_dev_config *cfg)
+{
+	struct cxmq_dev *dev;
+	struct gendisk *disk;
+	int ret;
+
+	dev = kzalloc_node(sizeof(*dev), GFP_KERNEL, cfg->home_node);
+	if (!dev)
+		return -ENOMEM;
+	dev->cfg = *cfg;
+	dev->index = ida_alloc_max(&cxmq_index_ida, CXMQ_MAX_DEVICES - 1, GFP_KERNEL);
+	if (dev->index < 0) {
+		ret = dev->index;
+		goto out_free;
+	}
+	dev->q = cxmq_queue_create(cfg, &ret);
+	if (!dev->q)
+		goto out_free;
+
+	disk = blk_alloc_disk(cfg->home_node);
+	if (!disk) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	dev->disk = disk;
+	disk->major = cxmq_major;
+	disk->first_minor = dev->index;
+	disk->minors = 1;
+	disk->fops = &cxmq_fops;
+	disk->private_data = dev;
+	snprintf(disk->disk_name, DISK_NAME_LEN, "cxmq%d", dev->index);
+	set_capacity(disk, cfg->size_mb << (20 - SECTOR_SHIFT));
+	blk_queue_logical_block_size(disk->queue, cfg->bs);
+	blk_queue_physical_block_size(disk->queue, cfg->bs);
+	blk_queue_io_min(disk->queue, cfg->bs);
+	blk_queue_flag_set(QUEUE_FLAG_NONROT, disk->queue);
+	blk_queue_flag_clear(QUEUE_FLAG_ADD_RANDOM, disk->queue);
+	/* Submission never sleeps under REQ_NOWAIT: the core fails such bios with AGAIN. */
+	blk_queue_flag_set(QUEUE_FLAG_NOWAIT, disk->queue);
+
+	ret = add_disk(disk);
+	if (ret)
+		goto out_put_disk;
+	cxmq_queue_set_live(dev->q);
+
+	mutex_lock(&cxmq_devices_lock);
+	list_add_tail(&dev->list, &cxmq_devices);
+	mutex_unlock(&cxmq_devices_lock);
+	return 0;
+
+out_put_disk:
+	put_disk(disk);
+out_free:
+	cxmq_dev_free(dev);
+	return ret;
+}
+
+static void cxmq_dev_del(struct cxmq_dev *dev)
+{
+	/* No new bios after del_gendisk; the queue then drains what is in flight. */
+	del_gendisk(dev->disk);
+	cxmq_queue_destroy(dev->q);
+	dev->q = NULL;
+	put_disk(dev->disk);
+	cxmq_dev_free(dev);
+}
+
+static void cxmq_del_all(void)
+{
+	struct cxmq_dev *dev, *next;
+
+	mutex_lock(&cxmq_devices_lock);
+	list_for_each_entry_safe(dev, next, &cxmq_devices, list) {
+		list_del(&dev->list);
+		cxmq_dev_del(dev);
+	}
+	mutex_unlock(&cxmq_devices_lock);
+}
+
+static int cxmq_params_to_config(struct cxmq_dev_config *cfg)
+{
+	cxmq_config_defaults(cfg);
+	if (g_gb == 0 || g_gb > CXMQ_MAX_GB) {
+		pr_err("cxmq: gb=%lu is invalid: must be 1..%u\n", g_gb, CXMQ_MAX_GB);
+		return -EINVAL;
+	}
+	if (g_nr_devices > CXMQ_MAX_DEVICES) {
+		pr_err("cxmq: nr_devices=%u is invalid: must be 0..%u\n", g_nr_devices,
+		       CXMQ_MAX_DEVICES);
+		return -EINVAL;
+	}
+	if (g_home_node != NUMA_NO_NODE &&
+	    (g_home_node < 0 || g_home_node >= nr_node_ids || !node_online(g_home_node))) {
+		pr_err("cxmq: home_node=%d is invalid: must be -1 or an online node below %u\n",
+		       g_home_node, nr_node_ids);
+		return -EINVAL;
+	}
+	cfg->size_mb = (u64)g_gb * 1024;
+	cfg->bs = g_bs;
+	cfg->submit_queues = g_submit_queues;
+	cfg->hw_queue_depth = g_hw_queue_depth;
+	cfg->irqmode = g_irqmode;
+	cfg->home_node = g_home_node;
+	return cxmq_config_check(cfg);
+}
+
+static int __init cxmq_init(void)
+{
+	struct cxmq_dev_config cfg;
+	unsigned int i;
+	int ret;
+
+	ret = cxmq_params_to_config(&cfg);
+	if (ret)
+		return ret;
+	g_submit_queues = cfg.submit_queues; /* as capped */
+
+	cxmq_major = register_blkdev(0, "cxmq");
+	if (cxmq_major < 0)
+		return cxmq_major;
+	for (i = 0; i < g_nr_devices; i++) {
+		ret = cxmq_dev_add(&cfg);
+		if (ret) {
+			pr_err("cxmq: creating device %u failed: %d\n", i, ret);
+			cxmq_del_all();
+			unregister_blkdev(cxmq_major, "cxmq");
+			return ret;
+		}
+	}
+	pr_info("cxmq: %u device(s), %u hardware queue(s) of depth %u each\n", g_nr_devices,
+		cfg.submit_queues, cfg.hw_queue_depth);
+	return 0;
+}
+
+static void __exit cxmq_exit(void)
+{
+	cxmq_del_all();
+	unregister_blkdev(cxmq_major, "cxmq");
+	ida_destroy(&cxmq_index_ida);
+}
+
+module_init(cxmq_init);
+module_exit(cxmq_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("cxmq: blk-mq rebuilt in freestanding C++");

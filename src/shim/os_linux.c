@@ -1,0 +1,373 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The kernel side of include/cxmq/os.h: thin wrappers over the kernel's own primitives, so that
+ * the C++ core never includes a kernel header.
+ */
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+#include <linux/cpumask.h>
+#include <linux/delay.h>
+#include <linux/mm.h>
+#include <linux/mutex.h>
+#include <linux/percpu-refcount.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/topology.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+
+#include "cxmq/os.h"
+
+static_assert(sizeof(cxmq_u64) == sizeof(u64) && sizeof(cxmq_size_t) == sizeof(size_t));
+static_assert(CXMQ_ENOMEM == ENOMEM && CXMQ_EINVAL == EINVAL && CXMQ_EBUSY == EBUSY &&
+	      CXMQ_ENODEV == ENODEV && CXMQ_EAGAIN == EAGAIN);
+
+void cxmq_os_log(int level, const char *fmt, ...)
+{
+	struct va_format vaf;
+	va_list args;
+
+	va_start(args, fmt);
+	vaf.fmt = fmt;
+	vaf.va = &args;
+	switch (level) {
+	case CXMQ_LOG_ERR:
+		printk(KERN_ERR "%pV", &vaf);
+		break;
+	case CXMQ_LOG_WARN:
+		printk(KERN_WARNING "%pV", &vaf);
+		break;
+	case CXMQ_LOG_INFO:
+		printk(KERN_INFO "%pV", &vaf);
+		break;
+	default:
+		printk(KERN_DEBUG "%pV", &vaf);
+		break;
+	}
+	va_end(args);
+}
+
+int cxmq_os_snprintf(char *buf, cxmq_size_t size, const char *fmt, ...)
+{
+	va_list args;
+	int n;
+
+	va_start(args, fmt);
+	n = vscnprintf(buf, size, fmt, args);
+	va_end(args);
+	return n;
+}
+
+void cxmq_os_bug_report(const char *file, int line, const char *what)
+{
+	pr_crit("cxmq: BUG at %s:%d: %s\n", file, line, what);
+}
+
+void cxmq_os_warn(const char *file, int line, const char *what)
+{
+	WARN(1, "cxmq: %s:%d: %s\n", file, line, what);
+}
+
+void *cxmq_os_zalloc(cxmq_size_t size, int node)
+{
+	return kvzalloc_node(size, GFP_KERNEL, node);
+}
+
+void *cxmq_os_zalloc_nowait(cxmq_size_t size, int node)
+{
+	return kzalloc_node(size, GFP_NOWAIT | __GFP_NOWARN, node);
+}
+
+void cxmq_os_free(const void *p)
+{
+	kvfree(p);
+}
+
+cxmq_u32 cxmq_os_nr_cpu_ids(void)
+{
+	return nr_cpu_ids;
+}
+
+cxmq_u32 cxmq_os_this_cpu(void)
+{
+	return raw_smp_processor_id();
+}
+
+int cxmq_os_cpu_possible(cxmq_u32 cpu)
+{
+	return cpu < nr_cpu_ids && cpu_possible(cpu);
+}
+
+int cxmq_os_cpu_online(cxmq_u32 cpu)
+{
+	return cpu < nr_cpu_ids && cpu_online(cpu);
+}
+
+int cxmq_os_cpu_present(cxmq_u32 cpu)
+{
+	return cpu < nr_cpu_ids && cpu_present(cpu);
+}
+
+int cxmq_os_cpu_to_node(cxmq_u32 cpu)
+{
+	return cpu_to_node(cpu);
+}
+
+cxmq_u32 cxmq_os_cpu_first_sibling(cxmq_u32 cpu)
+{
+	unsigned int first = cpumask_first(topology_sibling_cpumask(cpu));
+
+	return first < nr_cpu_ids ? first : cpu;
+}
+
+struct cxmq_os_lock {
+	spinlock_t lock;
+};
+
+struct cxmq_os_lock *cxmq_os_lock_create(int node)
+{
+	struct cxmq_os_lock *l = kzalloc_node(sizeof(*l), GFP_KERNEL, node);
+
+	if (l)
+		spin_lock_init(&l->lock);
+	return l;
+}
+
+void cxmq_os_lock_destroy(struct cxmq_os_lock *l)
+{
+	kfree(l);
+}
+
+unsigned long cxmq_os_lock_irqsave(struct cxmq_os_lock *l)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&l->lock, flags);
+	return flags;
+}
+
+void cxmq_os_unlock_irqrestore(struct cxmq_os_lock *l, unsigned long flags)
+{
+	spin_unlock_irqrestore(&l->lock, flags);
+}
+
+struct cxmq_os_mutex {
+	struct mutex m;
+};
+
+struct cxmq_os_mutex *cxmq_os_mutex_create(void)
+{
+	struct cxmq_os_mutex *m = kzalloc(sizeof(*m), GFP_KERNEL);
+
+	if (m)
+		mutex_init(&m->m);
+	return m;
+}
+
+void cxmq_os_mutex_destroy(struct cxmq_os_mutex *m)
+{
+	if (m)
+		mutex_destroy(&m->m);
+	kfree(m);
+}
+
+void cxmq_os_mutex_lock(struct cxmq_os_mutex *m)
+{
+	mutex_lock(&m->m);
+}
+
+void cxmq_os_mutex_unlock(struct cxmq_os_mutex *m)
+{
+	mutex_unlock(&m->m);
+}
+
+struct cxmq_os_waitq {
+	wait_queue_head_t wq;
+};
+
+struct cxmq_os_waitq *cxmq_os_waitq_create(int node)
+{
+	struct cxmq_os_waitq *w = kzalloc_node(sizeof(*w), GFP_KERNEL, node);
+
+	if (w)
+		init_waitqueue_head(&w->wq);
+	return w;
+}
+
+void cxmq_os_waitq_destroy(struct cxmq_os_waitq *w)
+{
+	if (w)
+		WARN_ON(waitqueue_active(&w->wq));
+	kfree(w);
+}
+
+void cxmq_os_wait_exclusive(struct cxmq_os_waitq *w, int (*try_fn)(void *arg), void *arg)
+{
+	DEFINE_WAIT(wait);
+	bool woken = false;
+
+	for (;;) {
+		prepare_to_wait_exclusive(&w->wq, &wait, TASK_UNINTERRUPTIBLE);
+		if (try_fn(arg))
+			break;
+		io_schedule();
+		woken = true;
+	}
+	finish_wait(&w->wq, &wait);
+	/*
+	 * A wake-up may have reached us after our successful try: it was meant for the next
+	 * waiter, so pass it on rather than lose it.
+	 */
+	if (woken && wq_has_sleeper(&w->wq))
+		wake_up(&w->wq);
+}
+
+void cxmq_os_wait_event(struct cxmq_os_waitq *w, int (*cond_fn)(void *arg), void *arg)
+{
+	wait_event(w->wq, cond_fn(arg));
+}
+
+void cxmq_os_wake_one(struct cxmq_os_waitq *w)
+{
+	wake_up(&w->wq);
+}
+
+void cxmq_os_wake_all(struct cxmq_os_waitq *w)
+{
+	wake_up_all(&w->wq);
+}
+
+int cxmq_os_waitq_active(struct cxmq_os_waitq *w)
+{
+	return wq_has_sleeper(&w->wq);
+}
+
+struct cxmq_os_usage {
+	struct percpu_ref ref;
+	void (*on_zero)(void *arg);
+	void *arg;
+};
+
+static void cxmq_usage_release(struct percpu_ref *ref)
+{
+	struct cxmq_os_usage *u = container_of(ref, struct cxmq_os_usage, ref);
+
+	u->on_zero(u->arg);
+}
+
+struct cxmq_os_usage *cxmq_os_usage_create(void (*on_zero)(void *arg), void *arg)
+{
+	struct cxmq_os_usage *u = kzalloc(sizeof(*u), GFP_KERNEL);
+
+	if (!u)
+		return NULL;
+	u->on_zero = on_zero;
+	u->arg = arg;
+	/* Atomic until registered: killing a per-CPU ref costs an RCU grace period. */
+	if (percpu_ref_init(&u->ref, cxmq_usage_release, PERCPU_REF_INIT_ATOMIC, GFP_KERNEL)) {
+		kfree(u);
+		return NULL;
+	}
+	return u;
+}
+
+void cxmq_os_usage_destroy(struct cxmq_os_usage *u)
+{
+	percpu_ref_exit(&u->ref);
+	kfree(u);
+}
+
+int cxmq_os_usage_tryget_live(struct cxmq_os_usage *u)
+{
+	return percpu_ref_tryget_live(&u->ref);
+}
+
+void cxmq_os_usage_put(struct cxmq_os_usage *u)
+{
+	percpu_ref_put(&u->ref);
+}
+
+void cxmq_os_usage_kill(struct cxmq_os_usage *u)
+{
+	percpu_ref_kill(&u->ref);
+}
+
+int cxmq_os_usage_is_zero(struct cxmq_os_usage *u)
+{
+	return percpu_ref_is_zero(&u->ref);
+}
+
+void cxmq_os_usage_resurrect(struct cxmq_os_usage *u)
+{
+	percpu_ref_resurrect(&u->ref);
+}
+
+void cxmq_os_usage_switch_to_percpu(struct cxmq_os_usage *u)
+{
+	percpu_ref_switch_to_percpu(&u->ref);
+}
+
+struct cxmq_os_work {
+	struct delayed_work dwork;
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+static void cxmq_work_fn(struct work_struct *work)
+{
+	struct cxmq_os_work *w = container_of(to_delayed_work(work), struct cxmq_os_work, dwork);
+
+	w->fn(w->arg);
+}
+
+struct cxmq_os_work *cxmq_os_work_create(void (*fn)(void *arg), void *arg, int node)
+{
+	struct cxmq_os_work *w = kzalloc_node(sizeof(*w), GFP_KERNEL, node);
+
+	if (!w)
+		return NULL;
+	INIT_DELAYED_WORK(&w->dwork, cxmq_work_fn);
+	w->fn = fn;
+	w->arg = arg;
+	return w;
+}
+
+void cxmq_os_work_destroy(struct cxmq_os_work *w)
+{
+	if (!w)
+		return;
+	cancel_delayed_work_sync(&w->dwork);
+	kfree(w);
+}
+
+void cxmq_os_work_schedule(struct cxmq_os_work *w, cxmq_u32 delay_us, cxmq_u32 cpu)
+{
+	int where = cpu < nr_cpu_ids && cpu_online(cpu) ? (int)cpu : WORK_CPU_UNBOUND;
+
+	kblockd_mod_delayed_work_on(where, &w->dwork, usecs_to_jiffies(delay_us));
+}
+
+void cxmq_os_work_cancel_sync(struct cxmq_os_work *w)
+{
+	cancel_delayed_work_sync(&w->dwork);
+}
+
+static const blk_status_t cxmq_status_to_blk[] = {
+	[CXMQ_STS_OK] = BLK_STS_OK,
+	[CXMQ_STS_IOERR] = BLK_STS_IOERR,
+	[CXMQ_STS_AGAIN] = BLK_STS_AGAIN,
+	[CXMQ_STS_NOTSUPP] = BLK_STS_NOTSUPP,
+	[CXMQ_STS_RESOURCE] = BLK_STS_RESOURCE,
+	[CXMQ_STS_NOSPC] = BLK_STS_NOSPC,
+};
+
+void cxmq_os_bio_end(void *p, enum cxmq_status status)
+{
+	struct bio *bio = p;
+
+	if (WARN_ON_ONCE((unsigned int)status >= ARRAY_SIZE(cxmq_status_to_blk)))
+		status = CXMQ_STS_IOERR;
+	bio->bi_status = cxmq_status_to_blk[status];
+	bio_endio(bio);
+}
