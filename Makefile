@@ -23,7 +23,7 @@ module:
 		echo "cxmq: the build printed warnings (above): treated as errors" >&2; exit 1; fi
 
 check-ko: module
-	@scripts/check-ko.sh cxmq.ko
+	@for ko in *.ko; do scripts/check-ko.sh $$ko || exit 1; done
 
 host-test:
 	@$(MAKE) -C tests/host

@@ -29,9 +29,11 @@ constexpr u32 kDispatchBuckets = 10;
 
 struct alignas(kCacheLine) HwQueue {
 	// State bits.
-	static constexpr u32 kRunning = 1u << 0;  // a run is in progress
-	static constexpr u32 kRerun = 1u << 1;    // another run was asked for during it
-	static constexpr u32 kRestart = 1u << 2;  // the backend was busy: run on next completion
+	enum : u32 {
+		kRunning = 1u << 0, // a run is in progress
+		kRerun = 1u << 1,   // another run was asked for during it
+		kRestart = 1u << 2, // the backend was busy: run on next completion
+	};
 
 	Queue *queue = nullptr;
 	Backend *backend = nullptr;

@@ -12,7 +12,7 @@ namespace cxmq {
 
 class TagMap {
 public:
-	static constexpr s32 kNoTag = -1;
+	enum : s32 { kNoTag = -1 };
 
 	TagMap() = default;
 	TagMap(const TagMap &) = delete;

@@ -72,13 +72,15 @@ constexpr u32 popcount64(u64 v)
 }
 
 // ---- atomics: __atomic builtins on data that only the core touches ----
+template <class T> struct Identity { using type = T; };
+template <class T> using NoDeduce = typename Identity<T>::type;
 template <class T> inline T load_relaxed(const T &v) { return __atomic_load_n(&v, __ATOMIC_RELAXED); }
 template <class T> inline T load_acquire(const T &v) { return __atomic_load_n(&v, __ATOMIC_ACQUIRE); }
-template <class T> inline void store_relaxed(T &v, T x) { __atomic_store_n(&v, x, __ATOMIC_RELAXED); }
-template <class T> inline void store_release(T &v, T x) { __atomic_store_n(&v, x, __ATOMIC_RELEASE); }
-template <class T> inline T add_relaxed(T &v, T x) { return __atomic_add_fetch(&v, x, __ATOMIC_RELAXED); }
-template <class T> inline T fetch_or(T &v, T x) { return __atomic_fetch_or(&v, x, __ATOMIC_SEQ_CST); }
-template <class T> inline T fetch_and(T &v, T x) { return __atomic_fetch_and(&v, x, __ATOMIC_SEQ_CST); }
+template <class T> inline void store_relaxed(T &v, NoDeduce<T> x) { __atomic_store_n(&v, x, __ATOMIC_RELAXED); }
+template <class T> inline void store_release(T &v, NoDeduce<T> x) { __atomic_store_n(&v, x, __ATOMIC_RELEASE); }
+template <class T> inline T add_relaxed(T &v, NoDeduce<T> x) { return __atomic_add_fetch(&v, x, __ATOMIC_RELAXED); }
+template <class T> inline T fetch_or(T &v, NoDeduce<T> x) { return __atomic_fetch_or(&v, x, __ATOMIC_SEQ_CST); }
+template <class T> inline T fetch_and(T &v, NoDeduce<T> x) { return __atomic_fetch_and(&v, x, __ATOMIC_SEQ_CST); }
 inline void full_barrier() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 
 // ---- allocation ----

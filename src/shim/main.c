@@ -51,6 +51,13 @@ struct cxmq_dev {
 };
 
 static int cxmq_major;
+/*
+ * Disks whose gendisk has not been released yet. The release can come after del_gendisk and
+ * put_disk (late openers, CONFIG_DEBUG_KOBJECT_RELEASE) and reads our block_device_operations,
+ * so module exit waits for every disk's ->free_disk first.
+ */
+static atomic_t cxmq_disks_alive = ATOMIC_INIT(0);
+static DECLARE_WAIT_QUEUE_HEAD(cxmq_disks_wq);
 static LIST_HEAD(cxmq_devices);
 static DEFINE_MUTEX(cxmq_devices_lock);
 static DEFINE_IDA(cxmq_index_ida);
@@ -94,9 +101,16 @@ static void cxmq_submit_bio(struct bio *bio)
 	cxmq_queue_submit_bio(dev->q, bio, op, bio->bi_iter.bi_sector, bio_sectors(bio), flags);
 }
 
+static void cxmq_free_disk(struct gendisk *disk)
+{
+	if (atomic_dec_and_test(&cxmq_disks_alive))
+		wake_up_all(&cxmq_disks_wq);
+}
+
 static const struct block_device_operations cxmq_fops = {
 	.owner = THIS_MODULE,
 	.submit_bio = cxmq_submit_bio,
+	.free_disk = cxmq_free_disk,
 };
 
 static void cxmq_dev_free(struct cxmq_dev *dev)
@@ -151,6 +165,7 @@ static int cxmq_dev_add(const struct cxmq_dev_config *cfg)
 	ret = add_disk(disk);
 	if (ret)
 		goto out_put_disk;
+	atomic_inc(&cxmq_disks_alive); /* ->free_disk is called only for added disks */
 	cxmq_queue_set_live(dev->q);
 
 	mutex_lock(&cxmq_devices_lock);
@@ -233,6 +248,7 @@ static int __init cxmq_init(void)
 		if (ret) {
 			pr_err("cxmq: creating device %u failed: %d\n", i, ret);
 			cxmq_del_all();
+			wait_event(cxmq_disks_wq, atomic_read(&cxmq_disks_alive) == 0);
 			unregister_blkdev(cxmq_major, "cxmq");
 			return ret;
 		}
@@ -245,6 +261,7 @@ static int __init cxmq_init(void)
 static void __exit cxmq_exit(void)
 {
 	cxmq_del_all();
+	wait_event(cxmq_disks_wq, atomic_read(&cxmq_disks_alive) == 0);
 	unregister_blkdev(cxmq_major, "cxmq");
 	ida_destroy(&cxmq_index_ida);
 }

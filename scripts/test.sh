@@ -1,0 +1,111 @@
+#!/bin/bash
+# cxmq's test command: every layer, summed. Installs what it needs (Debian packages), builds the
+# test kernel when the cache has none, and prints, alone on its last line,
+#   N passed, N failed, N skipped
+# exiting non-zero on any failure.
+#   host:  the C++ core under GoogleTest with ASan+UBSan and TSan (tests/host)
+#   kunit: the KUnit suites (kunit/) in QEMU on the debug test kernel, KTAP parsed by kunit.py
+#   vm:    integration jobs (tests/vm/) in QEMU on the debug test kernel and on Debian's kernel
+# Environment: CXMQ_CACHE (cache dir), CXMQ_TEST_LAYERS (default "host kunit vm").
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$CXMQ_ROOT"
+
+LAYERS=${CXMQ_TEST_LAYERS:-host kunit vm}
+P=0 F=0 S=0
+results=()
+add() { # add LAYER PASSED FAILED [SKIPPED]
+	P=$((P + $2)); F=$((F + $3)); S=$((S + ${4:-0}))
+	results+=("$(printf '%-28s %4d passed, %d failed, %d skipped' "$1" "$2" "$3" "${4:-0}")")
+}
+RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/cxmq-test.XXXXXX")
+start=$(date +%s)
+
+scripts/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+
+# guest_counts LOG: "ok - " and "not ok - " lines of a guest job
+guest_counts() { echo "$(grep -c '^ok - ' "$1" || true) $(grep -c '^not ok - ' "$1" || true)"; }
+
+if [[ " $LAYERS " == *" host "* ]]; then
+	log "layer host: GoogleTest (ASan+UBSan, TSan)"
+	make -C tests/host 2>&1 | tee "$RUN_DIR/host.log"
+	line=$(grep -E '^host: [0-9]+ passed, [0-9]+ failed' "$RUN_DIR/host.log" | tail -n1)
+	if [ -n "$line" ]; then
+		read -r hp hf hs < <(sed -E 's/^host: ([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?.*/\1 \2 \4/' <<<"$line")
+		add host "$hp" "$hf" "${hs:-0}"
+	else
+		add host 0 1
+	fi
+fi
+
+need_vm=0
+[[ " $LAYERS " == *" kunit "* || " $LAYERS " == *" vm "* ]] && need_vm=1
+if [ $need_vm = 1 ]; then
+	log "test kernel (cached after the first build)"
+	if ! tkdir=$(scripts/build-test-kernel.sh); then add "build: test kernel" 0 1; need_vm=0; fi
+fi
+if [ $need_vm = 1 ]; then
+	if tko=$(scripts/build-module.sh "$tkdir" 2>"$RUN_DIR/build-test.log"); then
+		add "build: cxmq for test kernel" 1 0
+	else
+		cat "$RUN_DIR/build-test.log"; add "build: cxmq for test kernel" 0 1; need_vm=0
+	fi
+fi
+
+# vm_job NAME KERNEL CPUS JOB [ENV...]: a guest job; its ok/not ok lines are the results; a guest
+# that hangs, panics or exits non-zero without a failing line counts as one failure.
+vm_job() {
+	local name=$1 kernel=$2 cpus=$3 job=$4; shift 4
+	local out="$RUN_DIR/$name" envs=() e
+	for e in "$@"; do envs+=(--env "$e"); done
+	scripts/vm-run.sh --kernel "$kernel" --cpus "$cpus" --timeout "${CXMQ_VM_TIMEOUT:-1200}" \
+		--out "$out" "${envs[@]}" "$job" > "$out.log" 2>&1
+	local rc=$?
+	cat "$out.log"
+	read -r gp gf < <(guest_counts "$out.log")
+	if [ $rc -ne 0 ] && [ "$gf" = 0 ]; then gf=1; fi
+	add "vm: $name" "$gp" "$gf"
+	return $rc
+}
+
+if [ $need_vm = 1 ] && [[ " $LAYERS " == *" kunit "* ]]; then
+	log "layer kunit: suites in QEMU on the test kernel"
+	vm_job kunit "$tkdir" 2 tests/vm/kunit.sh "CXMQ_KO_DIR=$tko"
+	kunit_py="$CXMQ_CACHE/kernel/src-$(dpkg-query -W -f='${Version}' linux-source-6.1)/tools/testing/kunit/kunit.py"
+	if [ -s "$RUN_DIR/kunit/kunit.log" ] &&
+	   python3 "$kunit_py" parse "$RUN_DIR/kunit/kunit.log" > "$RUN_DIR/kunit.parsed" 2>&1; then
+		cat "$RUN_DIR/kunit.parsed"
+	else
+		cat "$RUN_DIR/kunit.parsed" 2>/dev/null
+	fi
+	sum=$(grep -E 'Ran [0-9]+ tests' "$RUN_DIR/kunit.parsed" 2>/dev/null | tail -n1)
+	if [ -n "$sum" ]; then
+		kp=$(sed -nE 's/.*passed: ([0-9]+).*/\1/p' <<<"$sum"); kp=${kp:-0}
+		kf=$(sed -nE 's/.*failed: ([0-9]+).*/\1/p' <<<"$sum"); kf=${kf:-0}
+		kc=$(sed -nE 's/.*crashed: ([0-9]+).*/\1/p' <<<"$sum"); kc=${kc:-0}
+		ks=$(sed -nE 's/.*skipped: ([0-9]+).*/\1/p' <<<"$sum"); ks=${ks:-0}
+		ke=$(sed -nE 's/.*errors: ([0-9]+).*/\1/p' <<<"$sum"); ke=${ke:-0}
+		add "kunit (KTAP)" "$kp" $((kf + kc + ke)) "$ks"
+	else
+		add "kunit (KTAP)" 0 1
+	fi
+fi
+
+if [ $need_vm = 1 ] && [[ " $LAYERS " == *" vm "* ]]; then
+	log "layer vm: integration on the test kernel (2 and 4 vCPUs)"
+	vm_job integration-test-kernel "$tkdir" 2 tests/vm/integration.sh "CXMQ_KO_DIR=$tko"
+	vm_job integration-test-kernel-4cpu "$tkdir" 4 tests/vm/integration.sh "CXMQ_KO_DIR=$tko" CXMQ_FIO_RUNTIME=5
+	log "layer vm: integration on Debian's stock kernel, module built against linux-headers-amd64"
+	if dkdir=$(scripts/fetch-debian-kernel.sh) && dko=$(scripts/build-module.sh "$dkdir" 2>"$RUN_DIR/build-debian.log"); then
+		add "build: cxmq for Debian kernel" 1 0
+		vm_job integration-debian-kernel "$dkdir" 2 tests/vm/integration.sh "CXMQ_KO_DIR=$dko" CXMQ_FIO_RUNTIME=5
+	else
+		cat "$RUN_DIR/build-debian.log" 2>/dev/null; add "build: cxmq for Debian kernel" 0 1
+	fi
+fi
+
+echo
+echo "== cxmq test summary ($(( $(date +%s) - start ))s; logs in $RUN_DIR) =="
+printf '%s\n' "${results[@]}"
+echo "$P passed, $F failed, $S skipped"
+[ "$F" -eq 0 ] && [ "$P" -gt 0 ]

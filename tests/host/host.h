@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: GPL-2.0
+// The test-side controls of the user-space host (os_user.cpp): the CPU topology the core sees,
+// the "current CPU" of a thread, captured logs and warnings, fake bios, deferred-work control,
+// allocation failure injection, use-after-destroy detection and a few hooks that let a test
+// stop a thread at a precise point of a race.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cxmq/os.h"
+
+namespace host {
+
+// ---- CPUs ----
+struct Topology {
+	uint32_t nr_cpu_ids = 1;
+	std::vector<bool> possible, present, online; // nr_cpu_ids entries each
+	std::vector<uint32_t> first_sibling;         // lowest SMT sibling of each CPU
+	std::vector<int> node;                       // NUMA node of each CPU
+};
+// n CPUs, all possible, present and online, no SMT (each CPU is its own first sibling), node 0.
+Topology simple_topology(uint32_t n);
+void set_topology(const Topology &t);
+const Topology &topology();
+// The CPU cxmq_os_this_cpu() reports in the calling thread (thread-local, default 0).
+void set_this_cpu(uint32_t cpu);
+
+// ---- logs and warnings ----
+struct LogLine {
+	int level;
+	std::string text;
+};
+std::vector<LogLine> logs();
+void clear_logs();
+bool logged(int level, const std::string &needle);
+// cxmq_os_warn and the host's own checks (sleeping in atomic context, a lock released twice,
+// a wait queue destroyed with waiters, an object used after destroy, ...) fail the running test
+// through ADD_FAILURE, unless a test said it expects them. They are counted either way.
+unsigned warn_count();
+void expect_warnings(bool yes);
+
+// ---- bios ----
+struct FakeBio {
+	static constexpr uint32_t kMagic = 0xb10b10b1u;
+	uint32_t magic = kMagic;
+	uint64_t id = 0;
+	std::atomic<int> ends{0};
+	std::atomic<int> status{-1};
+	std::atomic<uint64_t> end_seq{0}; // global order of the end, from 1
+};
+uint64_t bio_ends(); // every cxmq_os_bio_end call so far (all tests)
+
+// ---- deferred work ----
+// Manual mode: scheduled work never runs by itself; run_pending_works() runs every pending item
+// (whatever its delay) in the calling thread. Set before creating the objects that use work.
+void set_work_manual(bool manual);
+// Runs the pending work items once each; returns how many ran.
+unsigned run_pending_works();
+// Runs pending work until none is left (or `max_rounds`); returns how many ran.
+unsigned drain_works(unsigned max_rounds = 1000);
+unsigned pending_works();
+uint64_t work_runs(); // callbacks run so far (all tests)
+
+// ---- sleeping ----
+// Threads sleeping now in cxmq_os_wait_exclusive / cxmq_os_wait_event (all wait queues).
+int sleepers();
+// Emulates the wake-up pass-on rule of the kernel shim's cxmq_os_wait_exclusive: a waiter that
+// slept and then got what it waited for wakes the next exclusive waiter.
+void emulate_shim_wake_pass_on(bool on);
+
+// ---- memory and objects ----
+// Allocations and OS objects (locks, mutexes, wait queues, usage counters, work items) alive.
+long live_allocs();
+long live_objects();
+// Makes the n-th allocation from now (0: the next one) fail; -1: none. Any OS object creation
+// and cxmq_os_zalloc / cxmq_os_zalloc_nowait count as allocations.
+void fail_allocation_at(long n);
+long allocations(); // allocation attempts so far (all tests)
+// Quarantine: freed memory and destroyed objects are kept (objects marked dead) until
+// flush_quarantine(), so that a use after destroy is reported by the host (deterministically,
+// in every build) instead of being a real use after free.
+void set_quarantine(bool on);
+void flush_quarantine();
+// Alignment the host's allocator guarantees (default 64: a cache line). 16 gives what calloc
+// and kmalloc give for most sizes: allocations are then aligned to 16 but never to 32.
+void set_alloc_alignment(size_t align);
+
+// ---- hooks: called in the thread that reaches the point (nullptr: none) ----
+struct Hooks {
+	// In cxmq_os_usage_kill, after the initial reference was dropped.
+	std::function<void(cxmq_os_usage *)> after_usage_kill;
+	// In cxmq_os_usage_put, when the count reached zero, before on_zero runs.
+	std::function<void(cxmq_os_usage *)> before_usage_on_zero;
+	// In the wait functions, after a sleeper was woken, before it takes the queue's lock again.
+	std::function<void(cxmq_os_waitq *)> after_wake;
+};
+void set_hooks(const Hooks &h);
+void clear_hooks();
+
+// ThreadSanitizer reports so far (0 in other builds); every test's TearDown checks it.
+unsigned tsan_reports();
+
+// Puts the host back to its defaults (4 CPUs, automatic work, no hooks, ...) for a new test.
+void reset();
+
+// ---- helpers ----
+// Polls pred until it holds or the timeout expires; returns pred's last value.
+bool eventually(const std::function<bool()> &pred,
+		std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
+
+} // namespace host

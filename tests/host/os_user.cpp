@@ -1,0 +1,1104 @@
+// SPDX-License-Identifier: GPL-2.0
+// A user-space implementation of include/cxmq/os.h for the host tests: pthreads and the C++
+// standard library, with the semantics of the kernel shim (src/shim/os_linux.c) and a few of the
+// kernel's debugging checks (sleeping while holding a spinlock, unbalanced unlocks, a wait queue
+// destroyed with waiters, percpu_ref misuse, a bio ended twice), which fail the running test.
+// The controls tests use are in host.h.
+#include "host.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace host {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// ---- failure reporting ----
+std::atomic<unsigned> g_warns{0};
+std::atomic<bool> g_expect_warns{false};
+
+void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void report(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	g_warns.fetch_add(1);
+	fprintf(stderr, "host: %s\n", buf);
+	if (!g_expect_warns.load())
+		ADD_FAILURE() << buf;
+}
+
+[[noreturn]] void fatal(const char *what)
+{
+	fprintf(stderr, "host: fatal: %s\n", what);
+	fflush(stderr);
+	abort();
+}
+
+// A full barrier (smp_mb). ThreadSanitizer does not model fences (and g++ refuses them under
+// -fsanitize=thread): a locked read-modify-write, a full barrier on x86, stands in for it there.
+#ifdef __SANITIZE_THREAD__
+std::atomic<unsigned> g_fence_word{0};
+inline void full_fence() { g_fence_word.fetch_add(1, std::memory_order_seq_cst); }
+#else
+inline void full_fence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+#endif
+
+// ---- atomic context (spinlocks held by this thread) ----
+thread_local int t_atomic = 0;
+
+void might_sleep(const char *what)
+{
+	if (t_atomic > 0)
+		report("%s may sleep but is called with %d spinlock(s) held", what, t_atomic);
+}
+
+// ---- CPUs ----
+std::mutex g_topo_m;
+std::vector<std::unique_ptr<Topology>> g_topos; // every topology stays alive: readers race
+std::atomic<const Topology *> g_topo{nullptr};
+thread_local uint32_t t_cpu = 0;
+
+const Topology &topo()
+{
+	const Topology *t = g_topo.load(std::memory_order_acquire);
+	if (!t)
+		fatal("no topology");
+	return *t;
+}
+
+// ---- allocations and objects ----
+std::atomic<long> g_live_allocs{0};
+std::atomic<long> g_live_objects{0};
+std::atomic<long> g_alloc_attempts{0};
+std::atomic<long> g_fail_at{-1};
+std::atomic<long> g_alloc_since{0};
+std::atomic<size_t> g_align{64};
+std::atomic<bool> g_quarantine{false};
+std::mutex g_quarantine_m;
+std::vector<std::function<void()>> g_quarantined; // release actions
+
+bool allocation_fails()
+{
+	g_alloc_attempts.fetch_add(1);
+	long n = g_alloc_since.fetch_add(1);
+	long at = g_fail_at.load();
+	return at >= 0 && n == at;
+}
+
+constexpr uint32_t kMemMagic = 0x6d656d21;
+struct MemHeader { // just below the pointer handed out
+	void *raw;
+	uint32_t magic;
+	uint32_t pad;
+};
+static_assert(sizeof(MemHeader) == 16, "header");
+
+void *alloc_zeroed(size_t size)
+{
+	if (allocation_fails())
+		return nullptr;
+	const size_t align = g_align.load();
+	// The block starts on a cache line; the pointer handed out is `align` past the header's
+	// cache line, so that it is aligned to `align` and, when align < 64, to nothing more.
+	const size_t off = align >= 64 ? 64 : 64 + align;
+	void *raw = nullptr;
+	if (posix_memalign(&raw, 64, off + (size ? size : 1)))
+		return nullptr;
+	memset(raw, 0, off + (size ? size : 1));
+	char *p = static_cast<char *>(raw) + off;
+	auto *h = reinterpret_cast<MemHeader *>(p - sizeof(MemHeader));
+	h->raw = raw;
+	h->magic = kMemMagic;
+	g_live_allocs.fetch_add(1);
+	return p;
+}
+
+void free_mem(const void *p)
+{
+	if (!p)
+		return;
+	auto *h = reinterpret_cast<MemHeader *>(const_cast<char *>(static_cast<const char *>(p)) -
+						sizeof(MemHeader));
+	if (h->magic != kMemMagic) {
+		report("cxmq_os_free(%p): not a live allocation (double free?)", p);
+		return;
+	}
+	h->magic = ~kMemMagic;
+	g_live_allocs.fetch_sub(1);
+	void *raw = h->raw;
+	if (g_quarantine.load()) {
+		std::lock_guard<std::mutex> g(g_quarantine_m);
+		g_quarantined.push_back([raw] { free(raw); });
+		return;
+	}
+	free(raw);
+}
+
+// Every OS object starts with this header: a live magic per kind, its complement once destroyed
+// (the object is then only still readable in quarantine mode).
+struct Obj {
+	uint32_t magic;
+	const char *kind;
+};
+
+void check_obj(const Obj *o, uint32_t magic, const char *kind, const char *op)
+{
+	if (!o)
+		fatal("null OS object");
+	if (o->magic == magic)
+		return;
+	if (o->magic == ~magic) {
+		report("%s: %s used after it was destroyed", op, kind);
+		return;
+	}
+	fprintf(stderr, "host: %s: %p is not a %s\n", op, static_cast<const void *>(o), kind);
+	fatal("bad OS object");
+}
+
+template <class T> void retire(T *obj, uint32_t magic)
+{
+	obj->hdr.magic = ~magic;
+	g_live_objects.fetch_sub(1);
+	if (g_quarantine.load()) {
+		std::lock_guard<std::mutex> g(g_quarantine_m);
+		g_quarantined.push_back([obj] { delete obj; });
+		return;
+	}
+	delete obj;
+}
+
+// ---- logs ----
+std::mutex g_log_m;
+std::vector<LogLine> g_logs;
+
+// ---- bios ----
+std::atomic<uint64_t> g_bio_seq{0};
+std::atomic<uint64_t> g_bio_ends{0};
+
+// ---- sleeping ----
+std::atomic<int> g_sleepers{0};
+std::atomic<bool> g_shim_pass_on{false};
+
+// ---- hooks ----
+std::mutex g_hooks_m;
+Hooks g_hooks;
+std::atomic<bool> g_have_hooks{false};
+
+Hooks hooks()
+{
+	if (!g_have_hooks.load())
+		return Hooks{};
+	std::lock_guard<std::mutex> g(g_hooks_m);
+	return g_hooks;
+}
+
+// ---- work ----
+std::atomic<bool> g_work_manual{false};
+std::atomic<uint64_t> g_work_runs{0};
+std::mutex g_works_m; // held while running work in manual mode
+std::set<cxmq_os_work *> g_works;
+
+#ifdef __SANITIZE_THREAD__
+std::atomic<unsigned> g_tsan_reports{0};
+#endif
+
+} // namespace
+} // namespace host
+
+using namespace host;
+
+// ===================================================================================== os.h ==
+
+extern "C" {
+
+void cxmq_os_log(int level, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (getenv("CXMQ_HOST_LOG"))
+		fprintf(stderr, "<%d>%s", level, buf);
+	std::lock_guard<std::mutex> g(g_log_m);
+	g_logs.push_back(LogLine{level, buf});
+}
+
+int cxmq_os_snprintf(char *buf, cxmq_size_t size, const char *fmt, ...)
+{
+	// vscnprintf: the length actually written, without the NUL.
+	if (size == 0)
+		return 0;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return 0;
+	return static_cast<size_t>(n) >= size ? static_cast<int>(size - 1) : n;
+}
+
+void cxmq_os_bug_report(const char *file, int line, const char *what)
+{
+	fprintf(stderr, "cxmq: BUG at %s:%d: %s\n", file, line, what);
+	fflush(stderr);
+}
+
+void cxmq_os_warn(const char *file, int line, const char *what)
+{
+	report("cxmq_os_warn: WARNING at %s:%d: %s", file, line, what);
+}
+
+void *cxmq_os_zalloc(cxmq_size_t size, int)
+{
+	might_sleep("cxmq_os_zalloc");
+	return alloc_zeroed(size);
+}
+
+void *cxmq_os_zalloc_nowait(cxmq_size_t size, int)
+{
+	return alloc_zeroed(size);
+}
+
+void cxmq_os_free(const void *p)
+{
+	free_mem(p);
+}
+
+// ---- CPUs ----
+
+cxmq_u32 cxmq_os_nr_cpu_ids(void)
+{
+	return topo().nr_cpu_ids;
+}
+
+cxmq_u32 cxmq_os_this_cpu(void)
+{
+	const Topology &t = topo();
+	if (t_cpu >= t.nr_cpu_ids || !t.online[t_cpu])
+		report("cxmq_os_this_cpu: the test runs this thread on CPU %u, which is not online",
+		       t_cpu);
+	return t_cpu;
+}
+
+int cxmq_os_cpu_possible(cxmq_u32 cpu)
+{
+	const Topology &t = topo();
+	return cpu < t.nr_cpu_ids && t.possible[cpu];
+}
+
+int cxmq_os_cpu_online(cxmq_u32 cpu)
+{
+	const Topology &t = topo();
+	return cpu < t.nr_cpu_ids && t.online[cpu];
+}
+
+int cxmq_os_cpu_present(cxmq_u32 cpu)
+{
+	const Topology &t = topo();
+	return cpu < t.nr_cpu_ids && t.present[cpu];
+}
+
+int cxmq_os_cpu_to_node(cxmq_u32 cpu)
+{
+	const Topology &t = topo();
+	return cpu < t.nr_cpu_ids ? t.node[cpu] : 0;
+}
+
+cxmq_u32 cxmq_os_cpu_first_sibling(cxmq_u32 cpu)
+{
+	const Topology &t = topo();
+	if (cpu >= t.nr_cpu_ids)
+		return cpu;
+	uint32_t first = t.first_sibling[cpu];
+	return first < t.nr_cpu_ids ? first : cpu;
+}
+
+// ---- spinlocks and mutexes: error-checking pthread mutexes ----
+
+namespace {
+constexpr uint32_t kLockMagic = 0x6c6f636b;
+constexpr uint32_t kMutexMagic = 0x6d757478;
+constexpr unsigned long kFlagsMagic = 0x2460000ul; // "IF set" and the nesting depth
+} // namespace
+
+struct cxmq_os_lock {
+	Obj hdr;
+	pthread_mutex_t m;
+};
+
+struct cxmq_os_mutex {
+	Obj hdr;
+	pthread_mutex_t m;
+};
+
+namespace {
+void init_checking_mutex(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+	pthread_mutex_init(m, &a);
+	pthread_mutexattr_destroy(&a);
+}
+} // namespace
+
+struct cxmq_os_lock *cxmq_os_lock_create(int)
+{
+	might_sleep("cxmq_os_lock_create");
+	if (allocation_fails())
+		return nullptr;
+	auto *l = new cxmq_os_lock;
+	l->hdr = Obj{kLockMagic, "spinlock"};
+	init_checking_mutex(&l->m);
+	g_live_objects.fetch_add(1);
+	return l;
+}
+
+void cxmq_os_lock_destroy(struct cxmq_os_lock *l)
+{
+	if (!l)
+		return;
+	check_obj(&l->hdr, kLockMagic, "spinlock", "cxmq_os_lock_destroy");
+	if (pthread_mutex_destroy(&l->m) == EBUSY)
+		report("cxmq_os_lock_destroy: the spinlock is held");
+	retire(l, kLockMagic);
+}
+
+unsigned long cxmq_os_lock_irqsave(struct cxmq_os_lock *l)
+{
+	check_obj(&l->hdr, kLockMagic, "spinlock", "cxmq_os_lock_irqsave");
+	if (pthread_mutex_lock(&l->m) == EDEADLK) {
+		report("cxmq_os_lock_irqsave: spinlock recursion (a deadlock in the kernel)");
+		fatal("spinlock recursion");
+	}
+	return kFlagsMagic | static_cast<unsigned long>(t_atomic++);
+}
+
+void cxmq_os_unlock_irqrestore(struct cxmq_os_lock *l, unsigned long flags)
+{
+	check_obj(&l->hdr, kLockMagic, "spinlock", "cxmq_os_unlock_irqrestore");
+	--t_atomic;
+	if (flags != (kFlagsMagic | static_cast<unsigned long>(t_atomic)))
+		report("cxmq_os_unlock_irqrestore: flags %#lx are not those of the matching "
+		       "irqsave (nesting %d)", flags, t_atomic);
+	if (pthread_mutex_unlock(&l->m) == EPERM)
+		report("cxmq_os_unlock_irqrestore: the spinlock is not held by this thread");
+}
+
+struct cxmq_os_mutex *cxmq_os_mutex_create(void)
+{
+	might_sleep("cxmq_os_mutex_create");
+	if (allocation_fails())
+		return nullptr;
+	auto *m = new cxmq_os_mutex;
+	m->hdr = Obj{kMutexMagic, "mutex"};
+	init_checking_mutex(&m->m);
+	g_live_objects.fetch_add(1);
+	return m;
+}
+
+void cxmq_os_mutex_destroy(struct cxmq_os_mutex *m)
+{
+	if (!m)
+		return;
+	check_obj(&m->hdr, kMutexMagic, "mutex", "cxmq_os_mutex_destroy");
+	if (pthread_mutex_destroy(&m->m) == EBUSY)
+		report("cxmq_os_mutex_destroy: the mutex is held");
+	retire(m, kMutexMagic);
+}
+
+void cxmq_os_mutex_lock(struct cxmq_os_mutex *m)
+{
+	might_sleep("cxmq_os_mutex_lock");
+	check_obj(&m->hdr, kMutexMagic, "mutex", "cxmq_os_mutex_lock");
+	if (pthread_mutex_lock(&m->m) == EDEADLK) {
+		report("cxmq_os_mutex_lock: recursive locking (a deadlock in the kernel)");
+		fatal("mutex recursion");
+	}
+}
+
+void cxmq_os_mutex_unlock(struct cxmq_os_mutex *m)
+{
+	check_obj(&m->hdr, kMutexMagic, "mutex", "cxmq_os_mutex_unlock");
+	if (pthread_mutex_unlock(&m->m) == EPERM)
+		report("cxmq_os_mutex_unlock: the mutex is not held by this thread");
+}
+
+// ---- wait queues ----
+// A mutex, a FIFO list of waiters each with its own condition variable. As in the kernel, a
+// wake-up takes the waiter off the list (autoremove_wake_function); wake_one wakes the
+// non-exclusive waiters ahead of the first exclusive one, and that one.
+
+namespace {
+constexpr uint32_t kWaitqMagic = 0x77616974;
+struct Waiter {
+	std::condition_variable cv;
+	bool exclusive = false;
+	bool queued = false;
+	bool woken = false;
+	std::list<Waiter *>::iterator it;
+};
+} // namespace
+
+struct cxmq_os_waitq {
+	Obj hdr;
+	std::mutex m;
+	std::list<Waiter *> waiters; // under m
+	std::atomic<int> nr{0};      // waiters on the list
+};
+
+namespace {
+// Under wq->m. nr_exclusive < 0: everybody.
+void wake_locked(cxmq_os_waitq *wq, int nr_exclusive)
+{
+	while (!wq->waiters.empty()) {
+		Waiter *w = wq->waiters.front();
+		wq->waiters.pop_front();
+		w->queued = false;
+		wq->nr.fetch_sub(1);
+		w->woken = true;
+		w->cv.notify_one();
+		if (w->exclusive && nr_exclusive > 0 && --nr_exclusive == 0)
+			break;
+	}
+}
+
+void wait_common(cxmq_os_waitq *wq, int (*fn)(void *), void *arg, bool exclusive,
+		 const char *op)
+{
+	might_sleep(op);
+	check_obj(&wq->hdr, kWaitqMagic, "wait queue", op);
+	std::unique_lock<std::mutex> lk(wq->m);
+	Waiter w;
+	w.exclusive = exclusive;
+	bool was_woken = false;
+	for (;;) {
+		if (!w.queued) {
+			wq->waiters.push_back(&w);
+			w.it = std::prev(wq->waiters.end());
+			w.queued = true;
+			wq->nr.fetch_add(1);
+		}
+		// Queued before the try (a full barrier, as set_current_state): a waker that
+		// made the condition true after our check finds us in the list.
+		full_fence();
+		if (fn(arg))
+			break;
+		g_sleepers.fetch_add(1);
+		while (!w.woken)
+			w.cv.wait(lk);
+		g_sleepers.fetch_sub(1);
+		w.woken = false;
+		was_woken = true;
+		Hooks h = hooks();
+		if (h.after_wake) {
+			lk.unlock();
+			h.after_wake(wq);
+			lk.lock();
+		}
+		check_obj(&wq->hdr, kWaitqMagic, "wait queue", op);
+	}
+	if (w.queued) {
+		wq->waiters.erase(w.it);
+		w.queued = false;
+		wq->nr.fetch_sub(1);
+	}
+	// try_fn runs under the queue's lock, so no wake-up can reach us during a successful try:
+	// the one that woke us was ours, and there is nothing to pass on (w.woken is false).
+	// The shim-emulation mode passes one on whenever the waiter had slept, as
+	// src/shim/os_linux.c does (`woken && wq_has_sleeper`).
+	const bool pass_on = g_shim_pass_on.load() ? was_woken : w.woken;
+	if (exclusive && pass_on && !wq->waiters.empty())
+		wake_locked(wq, 1);
+}
+} // namespace
+
+struct cxmq_os_waitq *cxmq_os_waitq_create(int)
+{
+	might_sleep("cxmq_os_waitq_create");
+	if (allocation_fails())
+		return nullptr;
+	auto *wq = new cxmq_os_waitq;
+	wq->hdr = Obj{kWaitqMagic, "wait queue"};
+	g_live_objects.fetch_add(1);
+	return wq;
+}
+
+void cxmq_os_waitq_destroy(struct cxmq_os_waitq *wq)
+{
+	if (!wq)
+		return;
+	check_obj(&wq->hdr, kWaitqMagic, "wait queue", "cxmq_os_waitq_destroy");
+	if (wq->nr.load())
+		report("cxmq_os_waitq_destroy: %d waiter(s) still on the wait queue", wq->nr.load());
+	retire(wq, kWaitqMagic);
+}
+
+void cxmq_os_wait_exclusive(struct cxmq_os_waitq *wq, int (*try_fn)(void *), void *arg)
+{
+	wait_common(wq, try_fn, arg, true, "cxmq_os_wait_exclusive");
+}
+
+void cxmq_os_wait_event(struct cxmq_os_waitq *wq, int (*cond_fn)(void *), void *arg)
+{
+	wait_common(wq, cond_fn, arg, false, "cxmq_os_wait_event");
+}
+
+void cxmq_os_wake_one(struct cxmq_os_waitq *wq)
+{
+	check_obj(&wq->hdr, kWaitqMagic, "wait queue", "cxmq_os_wake_one");
+	std::lock_guard<std::mutex> g(wq->m);
+	wake_locked(wq, 1);
+}
+
+void cxmq_os_wake_all(struct cxmq_os_waitq *wq)
+{
+	check_obj(&wq->hdr, kWaitqMagic, "wait queue", "cxmq_os_wake_all");
+	std::lock_guard<std::mutex> g(wq->m);
+	wake_locked(wq, -1);
+}
+
+int cxmq_os_waitq_active(struct cxmq_os_waitq *wq)
+{
+	check_obj(&wq->hdr, kWaitqMagic, "wait queue", "cxmq_os_waitq_active");
+	full_fence();
+	return wq->nr.load() > 0;
+}
+
+// ---- usage counter: percpu_ref in atomic mode ----
+// One word: the count and a dead bit, so that tryget_live and kill are atomic with respect to
+// each other. Created live with the initial reference; kill marks it dead and drops the initial
+// reference; on_zero runs in the thread whose put (or kill) brings the count to zero.
+
+namespace {
+constexpr uint32_t kUsageMagic = 0x75736167;
+constexpr uint64_t kDead = 1ull << 63;
+} // namespace
+
+struct cxmq_os_usage {
+	Obj hdr;
+	std::atomic<uint64_t> v{1};
+	std::atomic<bool> percpu{false};
+	void (*on_zero)(void *);
+	void *arg;
+};
+
+namespace {
+void usage_drop(cxmq_os_usage *u, const char *op)
+{
+	uint64_t old = u->v.fetch_sub(1);
+	if ((old & ~kDead) == 0) {
+		u->v.fetch_add(1);
+		report("%s: usage counter underflow", op);
+		return;
+	}
+	if ((old & ~kDead) != 1)
+		return;
+	if (!(old & kDead))
+		report("%s: usage counter reached zero while live (a put without its get)", op);
+	Hooks h = hooks();
+	if (h.before_usage_on_zero)
+		h.before_usage_on_zero(u);
+	// percpu_ref_put reads ref->data->release here, after the count reached zero.
+	check_obj(&u->hdr, kUsageMagic, "usage counter", op);
+	u->on_zero(u->arg);
+}
+} // namespace
+
+struct cxmq_os_usage *cxmq_os_usage_create(void (*on_zero)(void *), void *arg)
+{
+	might_sleep("cxmq_os_usage_create");
+	if (allocation_fails())
+		return nullptr;
+	auto *u = new cxmq_os_usage;
+	u->hdr = Obj{kUsageMagic, "usage counter"};
+	u->on_zero = on_zero;
+	u->arg = arg;
+	g_live_objects.fetch_add(1);
+	return u;
+}
+
+void cxmq_os_usage_destroy(struct cxmq_os_usage *u)
+{
+	if (!u)
+		return;
+	check_obj(&u->hdr, kUsageMagic, "usage counter", "cxmq_os_usage_destroy");
+	retire(u, kUsageMagic);
+}
+
+int cxmq_os_usage_tryget_live(struct cxmq_os_usage *u)
+{
+	check_obj(&u->hdr, kUsageMagic, "usage counter", "cxmq_os_usage_tryget_live");
+	uint64_t cur = u->v.load();
+	do {
+		if (cur & kDead)
+			return 0;
+	} while (!u->v.compare_exchange_weak(cur, cur + 1));
+	return 1;
+}
+
+void cxmq_os_usage_put(struct cxmq_os_usage *u)
+{
+	check_obj(&u->hdr, kUsageMagic, "usage counter", "cxmq_os_usage_put");
+	usage_drop(u, "cxmq_os_usage_put");
+}
+
+void cxmq_os_usage_kill(struct cxmq_os_usage *u)
+{
+	check_obj(&u->hdr, kUsageMagic, "usage counter", "cxmq_os_usage_kill");
+	uint64_t old = u->v.fetch_or(kDead);
+	if (old & kDead) {
+		report("cxmq_os_usage_kill: called more than once");
+		return;
+	}
+	u->percpu.store(false); // kill switches to atomic mode
+	usage_drop(u, "cxmq_os_usage_kill");
+	Hooks h = hooks();
+	if (h.after_usage_kill)
+		h.after_usage_kill(u);
+}
+
+int cxmq_os_usage_is_zero(struct cxmq_os_usage *u)
+{
+	check_obj(&u->hdr, kUsageMagic, "usage counter", "cxmq_os_usage_is_zero");
+	return (u->v.load() & ~kDead) == 0;
+}
+
+void cxmq_os_usage_resurrect(struct cxmq_os_usage *u)
+{
+	check_obj(&u->hdr, kUsageMagic, "usage counter", "cxmq_os_usage_resurrect");
+	uint64_t cur = u->v.load();
+	if (!(cur & kDead)) {
+		report("cxmq_os_usage_resurrect: the counter is not dead");
+		return;
+	}
+	while (!u->v.compare_exchange_weak(cur, (cur & ~kDead) + 1)) {
+	}
+}
+
+void cxmq_os_usage_switch_to_percpu(struct cxmq_os_usage *u)
+{
+	check_obj(&u->hdr, kUsageMagic, "usage counter", "cxmq_os_usage_switch_to_percpu");
+	u->percpu.store(true);
+}
+
+// ---- delayed work: one thread per work item, started on its first schedule ----
+// schedule has mod_delayed_work's semantics (a pending item gets the new delay; an item that
+// runs now runs again afterwards); cancel_sync drops the pending run, waits for a running
+// callback, and ignores schedules made meanwhile, as cancel_delayed_work_sync.
+
+namespace {
+constexpr uint32_t kWorkMagic = 0x776f726b;
+} // namespace
+
+struct cxmq_os_work {
+	Obj hdr;
+	void (*fn)(void *);
+	void *arg;
+	std::mutex m;
+	std::condition_variable cv;
+	bool pending = false; // under m, and the fields below
+	Clock::time_point due;
+	uint32_t cpu = 0;
+	bool running = false;
+	int canceling = 0;
+	bool stop = false;
+	bool started = false;
+	std::thread thread;
+};
+
+namespace {
+uint32_t work_cpu(uint32_t cpu)
+{
+	const Topology &t = topo();
+	if (cpu < t.nr_cpu_ids && t.online[cpu])
+		return cpu;
+	for (uint32_t c = 0; c < t.nr_cpu_ids; c++) // WORK_CPU_UNBOUND: any online CPU
+		if (t.online[c])
+			return c;
+	return 0;
+}
+
+// Runs w's callback once, as its own thread or a manual runner would. Called with lk held.
+void run_work_locked(cxmq_os_work *w, std::unique_lock<std::mutex> &lk)
+{
+	w->pending = false;
+	w->running = true;
+	const uint32_t cpu = w->cpu;
+	lk.unlock();
+	const uint32_t saved = t_cpu;
+	t_cpu = work_cpu(cpu);
+	w->fn(w->arg);
+	t_cpu = saved;
+	g_work_runs.fetch_add(1);
+	lk.lock();
+	w->running = false;
+	w->cv.notify_all();
+}
+
+void work_thread(cxmq_os_work *w)
+{
+	std::unique_lock<std::mutex> lk(w->m);
+	while (!w->stop) {
+		if (!w->pending || g_work_manual.load()) {
+			w->cv.wait(lk);
+			continue;
+		}
+		if (Clock::now() < w->due) {
+			w->cv.wait_until(lk, w->due);
+			continue;
+		}
+		run_work_locked(w, lk);
+	}
+}
+} // namespace
+
+struct cxmq_os_work *cxmq_os_work_create(void (*fn)(void *), void *arg, int)
+{
+	might_sleep("cxmq_os_work_create");
+	if (allocation_fails())
+		return nullptr;
+	auto *w = new cxmq_os_work;
+	w->hdr = Obj{kWorkMagic, "work item"};
+	w->fn = fn;
+	w->arg = arg;
+	{
+		std::lock_guard<std::mutex> g(g_works_m);
+		g_works.insert(w);
+	}
+	g_live_objects.fetch_add(1);
+	return w;
+}
+
+void cxmq_os_work_cancel_sync(struct cxmq_os_work *w)
+{
+	might_sleep("cxmq_os_work_cancel_sync");
+	check_obj(&w->hdr, kWorkMagic, "work item", "cxmq_os_work_cancel_sync");
+	std::unique_lock<std::mutex> lk(w->m);
+	w->canceling++;
+	w->pending = false;
+	while (w->running)
+		w->cv.wait(lk);
+	w->canceling--;
+}
+
+void cxmq_os_work_destroy(struct cxmq_os_work *w)
+{
+	if (!w)
+		return;
+	cxmq_os_work_cancel_sync(w);
+	{
+		std::lock_guard<std::mutex> g(g_works_m);
+		g_works.erase(w);
+	}
+	std::thread t;
+	{
+		std::lock_guard<std::mutex> g(w->m);
+		w->stop = true;
+		w->cv.notify_all();
+		t = std::move(w->thread);
+	}
+	if (t.joinable())
+		t.join();
+	retire(w, kWorkMagic);
+}
+
+void cxmq_os_work_schedule(struct cxmq_os_work *w, cxmq_u32 delay_us, cxmq_u32 cpu)
+{
+	check_obj(&w->hdr, kWorkMagic, "work item", "cxmq_os_work_schedule");
+	std::lock_guard<std::mutex> g(w->m);
+	if (w->canceling || w->stop)
+		return;
+	w->pending = true;
+	w->due = Clock::now() + std::chrono::microseconds(delay_us);
+	w->cpu = cpu;
+	if (!w->started && !g_work_manual.load()) {
+		w->started = true;
+		w->thread = std::thread(work_thread, w);
+	}
+	w->cv.notify_all();
+}
+
+// ---- bios ----
+
+void cxmq_os_bio_end(void *bio, enum cxmq_status status)
+{
+	auto *b = static_cast<FakeBio *>(bio);
+	if (!b || b->magic != FakeBio::kMagic) {
+		report("cxmq_os_bio_end(%p, %d): not a bio", bio, static_cast<int>(status));
+		return;
+	}
+	if (static_cast<unsigned>(status) > CXMQ_STS_NOSPC)
+		report("cxmq_os_bio_end: bio %llu: status %d out of range",
+		       static_cast<unsigned long long>(b->id), static_cast<int>(status));
+	if (status == CXMQ_STS_RESOURCE)
+		report("cxmq_os_bio_end: bio %llu ended with CXMQ_STS_RESOURCE, which never "
+		       "reaches a bio", static_cast<unsigned long long>(b->id));
+	b->status.store(status);
+	b->end_seq.store(g_bio_seq.fetch_add(1) + 1);
+	if (b->ends.fetch_add(1) != 0)
+		report("cxmq_os_bio_end: bio %llu ended more than once",
+		       static_cast<unsigned long long>(b->id));
+	g_bio_ends.fetch_add(1);
+}
+
+#ifdef __SANITIZE_THREAD__
+// Called by ThreadSanitizer after each report: counted, and checked by every test's TearDown
+// (doing more here, inside the runtime's report, is not safe).
+void __tsan_on_report(void *)
+{
+	host::g_tsan_reports.fetch_add(1);
+}
+#endif
+
+} // extern "C"
+
+// ============================================================================ host controls ==
+
+namespace host {
+
+Topology simple_topology(uint32_t n)
+{
+	Topology t;
+	t.nr_cpu_ids = n;
+	t.possible.assign(n, true);
+	t.present.assign(n, true);
+	t.online.assign(n, true);
+	t.first_sibling.resize(n);
+	for (uint32_t c = 0; c < n; c++)
+		t.first_sibling[c] = c;
+	t.node.assign(n, 0);
+	return t;
+}
+
+void set_topology(const Topology &t)
+{
+	const uint32_t n = t.nr_cpu_ids;
+	if (n == 0 || t.possible.size() != n || t.present.size() != n || t.online.size() != n ||
+	    t.first_sibling.size() != n || t.node.size() != n)
+		fatal("set_topology: inconsistent topology");
+	for (uint32_t c = 0; c < n; c++)
+		if ((t.present[c] && !t.possible[c]) || (t.online[c] && !t.present[c]))
+			fatal("set_topology: online <= present <= possible is required");
+	std::lock_guard<std::mutex> g(g_topo_m);
+	g_topos.push_back(std::make_unique<Topology>(t));
+	g_topo.store(g_topos.back().get(), std::memory_order_release);
+}
+
+const Topology &topology()
+{
+	return topo();
+}
+
+void set_this_cpu(uint32_t cpu)
+{
+	t_cpu = cpu;
+}
+
+std::vector<LogLine> logs()
+{
+	std::lock_guard<std::mutex> g(g_log_m);
+	return g_logs;
+}
+
+void clear_logs()
+{
+	std::lock_guard<std::mutex> g(g_log_m);
+	g_logs.clear();
+}
+
+bool logged(int level, const std::string &needle)
+{
+	std::lock_guard<std::mutex> g(g_log_m);
+	for (const LogLine &l : g_logs)
+		if (l.level == level && l.text.find(needle) != std::string::npos)
+			return true;
+	return false;
+}
+
+unsigned warn_count()
+{
+	return g_warns.load();
+}
+
+void expect_warnings(bool yes)
+{
+	g_expect_warns.store(yes);
+}
+
+uint64_t bio_ends()
+{
+	return g_bio_ends.load();
+}
+
+void set_work_manual(bool manual)
+{
+	g_work_manual.store(manual);
+}
+
+unsigned run_pending_works()
+{
+	std::lock_guard<std::mutex> g(g_works_m);
+	unsigned n = 0;
+	for (cxmq_os_work *w : g_works) {
+		std::unique_lock<std::mutex> lk(w->m);
+		if (!w->pending || w->running || w->canceling || w->stop)
+			continue;
+		run_work_locked(w, lk);
+		n++;
+	}
+	return n;
+}
+
+unsigned drain_works(unsigned max_rounds)
+{
+	unsigned total = 0;
+	for (unsigned i = 0; i < max_rounds; i++) {
+		unsigned n = run_pending_works();
+		if (!n)
+			break;
+		total += n;
+	}
+	return total;
+}
+
+unsigned pending_works()
+{
+	std::lock_guard<std::mutex> g(g_works_m);
+	unsigned n = 0;
+	for (cxmq_os_work *w : g_works) {
+		std::lock_guard<std::mutex> lk(w->m);
+		n += w->pending ? 1 : 0;
+	}
+	return n;
+}
+
+uint64_t work_runs()
+{
+	return g_work_runs.load();
+}
+
+int sleepers()
+{
+	return g_sleepers.load();
+}
+
+void emulate_shim_wake_pass_on(bool on)
+{
+	g_shim_pass_on.store(on);
+}
+
+long live_allocs()
+{
+	return g_live_allocs.load();
+}
+
+long live_objects()
+{
+	return g_live_objects.load();
+}
+
+void fail_allocation_at(long n)
+{
+	g_alloc_since.store(0);
+	g_fail_at.store(n);
+}
+
+long allocations()
+{
+	return g_alloc_attempts.load();
+}
+
+void set_quarantine(bool on)
+{
+	g_quarantine.store(on);
+}
+
+void flush_quarantine()
+{
+	std::vector<std::function<void()>> q;
+	{
+		std::lock_guard<std::mutex> g(g_quarantine_m);
+		q.swap(g_quarantined);
+	}
+	for (auto &f : q)
+		f();
+}
+
+void set_alloc_alignment(size_t align)
+{
+	if (align < 16 || align > 64 || (align & (align - 1)))
+		fatal("set_alloc_alignment: 16, 32 or 64");
+	g_align.store(align);
+}
+
+void set_hooks(const Hooks &h)
+{
+	std::lock_guard<std::mutex> g(g_hooks_m);
+	g_hooks = h;
+	g_have_hooks.store(true);
+}
+
+void clear_hooks()
+{
+	std::lock_guard<std::mutex> g(g_hooks_m);
+	g_hooks = Hooks{};
+	g_have_hooks.store(false);
+}
+
+unsigned tsan_reports()
+{
+#ifdef __SANITIZE_THREAD__
+	return g_tsan_reports.load();
+#else
+	return 0;
+#endif
+}
+
+void reset()
+{
+	set_topology(simple_topology(4));
+	t_cpu = 0;
+	clear_logs();
+	g_expect_warns.store(false);
+	g_work_manual.store(false);
+	g_shim_pass_on.store(false);
+	g_fail_at.store(-1);
+	g_alloc_since.store(0);
+	g_align.store(64);
+	clear_hooks();
+	flush_quarantine();
+	g_quarantine.store(false);
+}
+
+bool eventually(const std::function<bool()> &pred, std::chrono::milliseconds timeout)
+{
+	const auto end = Clock::now() + timeout;
+	while (!pred()) {
+		if (Clock::now() >= end)
+			return pred();
+		std::this_thread::sleep_for(std::chrono::microseconds(200));
+	}
+	return true;
+}
+
+} // namespace host

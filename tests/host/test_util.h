@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: GPL-2.0
+// What the host tests share: the fixture that resets the host and checks for leaks, warnings
+// and sanitizer reports after each test; a scriptable backend; queue helpers; a gate.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "cxmq/core.h"
+#include "host.h"
+#include "null_backend.h"
+#include "queue.h"
+
+namespace host {
+
+// Tests that show a known bug of the core are skipped unless CXMQ_RUN_BUG_TESTS=1.
+inline bool bug_tests_enabled()
+{
+	const char *e = getenv("CXMQ_RUN_BUG_TESTS");
+	return e && *e && *e != '0';
+}
+#define SKIP_UNLESS_BUG_TESTS(why)                                                        \
+	do {                                                                               \
+		if (!::host::bug_tests_enabled())                                          \
+			GTEST_SKIP() << "BUG: " << why                                     \
+				     << " (CXMQ_RUN_BUG_TESTS=1 runs it)";                 \
+	} while (0)
+
+#ifdef __SANITIZE_THREAD__
+constexpr bool kTsan = true;
+#else
+constexpr bool kTsan = false;
+#endif
+
+class HostTest : public ::testing::Test {
+protected:
+	void SetUp() override
+	{
+		reset();
+		allocs0_ = live_allocs();
+		objects0_ = live_objects();
+		tsan0_ = tsan_reports();
+	}
+	void TearDown() override
+	{
+		clear_hooks();
+		flush_quarantine();
+		set_quarantine(false);
+		EXPECT_EQ(live_allocs(), allocs0_) << "allocations leaked by the test";
+		EXPECT_EQ(live_objects(), objects0_) << "OS objects leaked by the test";
+		EXPECT_EQ(tsan_reports(), tsan0_) << "ThreadSanitizer reported a problem (above)";
+		reset();
+	}
+
+private:
+	long allocs0_ = 0, objects0_ = 0;
+	unsigned tsan0_ = 0;
+};
+
+// A one-shot gate threads wait at until it opens; also counts who reached it.
+class Gate {
+public:
+	void open()
+	{
+		std::lock_guard<std::mutex> g(m_);
+		open_ = true;
+		cv_.notify_all();
+	}
+	// Returns false on timeout.
+	bool wait(std::chrono::milliseconds timeout = std::chrono::milliseconds(10000))
+	{
+		std::unique_lock<std::mutex> lk(m_);
+		arrived_++;
+		cv_.notify_all();
+		return cv_.wait_for(lk, timeout, [this] { return open_; });
+	}
+	bool wait_arrivals(int n, std::chrono::milliseconds timeout = std::chrono::milliseconds(10000))
+	{
+		std::unique_lock<std::mutex> lk(m_);
+		return cv_.wait_for(lk, timeout, [&] { return arrived_ >= n; });
+	}
+	bool is_open()
+	{
+		std::lock_guard<std::mutex> g(m_);
+		return open_;
+	}
+
+private:
+	std::mutex m_;
+	std::condition_variable cv_;
+	bool open_ = false;
+	int arrived_ = 0;
+};
+
+// ---- configurations and queues ----
+
+inline cxmq_dev_config make_config(uint32_t submit_queues = 1, uint32_t depth = 64)
+{
+	cxmq_dev_config cfg;
+	cxmq_config_defaults(&cfg);
+	cfg.submit_queues = submit_queues;
+	cfg.hw_queue_depth = depth;
+	return cfg;
+}
+
+// ---- a backend the test scripts ----
+
+struct Call {
+	FakeBio *bio;
+	uint32_t hctx;
+	uint32_t tag;
+	bool last;
+	bool in_run;        // hctx was marked running (exact when one thread submits)
+	std::thread::id thread;
+	cxmq_status answer; // what queue_rq returned
+};
+
+enum class Act {
+	Complete, // end the request now, inside queue_rq (null_blk irqmode 0), with `status`
+	Hold,     // take it; the test completes it later with complete()
+	Busy,     // CXMQ_STS_RESOURCE
+	Fail,     // return `status` (an error): the core ends the request
+};
+struct Decision {
+	Act act = Act::Complete;
+	cxmq_status status = CXMQ_STS_OK;
+};
+
+class ScriptBackend final : public cxmq::Backend {
+public:
+	// The policy sees each call (and its index from 0) and decides; none: Complete/OK.
+	using Policy = std::function<Decision(const Call &, uint64_t index)>;
+
+	explicit ScriptBackend(Policy p = {}, uint32_t pdu = 24) : policy_(std::move(p)), pdu_(pdu) {}
+	~ScriptBackend() = default;
+
+	void set_policy(Policy p)
+	{
+		std::lock_guard<std::mutex> g(m_);
+		policy_ = std::move(p);
+	}
+
+	cxmq::u32 pdu_size() const override { return pdu_; }
+	int init_hctx(cxmq::HwQueue &h) override
+	{
+		std::lock_guard<std::mutex> g(m_);
+		inits_.push_back(h.index);
+		return fail_init_index_ == static_cast<int>(h.index) ? -CXMQ_ENOMEM : 0;
+	}
+	void exit_hctx(cxmq::HwQueue &h) override
+	{
+		std::lock_guard<std::mutex> g(m_);
+		exits_.push_back(h.index);
+	}
+	void release() override
+	{
+		std::lock_guard<std::mutex> g(m_);
+		released_++;
+	}
+
+	cxmq_status queue_rq(cxmq::HwQueue &h, cxmq::Request &rq, bool last) override
+	{
+		Call c{};
+		c.bio = static_cast<FakeBio *>(rq.bio);
+		c.hctx = h.index;
+		c.tag = rq.tag;
+		c.last = last;
+		c.in_run = cxmq::load_relaxed(h.state) & cxmq::HwQueue::kRunning;
+		c.thread = std::this_thread::get_id();
+		// What the core hands over must be sane: its own hardware queue, a tag in use, a bio.
+		EXPECT_EQ(rq.hctx, &h);
+		EXPECT_TRUE(h.tags.is_busy(rq.tag)) << "request with a free tag " << rq.tag;
+		EXPECT_EQ(h.rq(rq.tag), &rq);
+		EXPECT_TRUE(c.bio && c.bio->magic == FakeBio::kMagic);
+		EXPECT_EQ(reinterpret_cast<uintptr_t>(rq.pdu()) % 16, 0u);
+		memset(rq.pdu(), 0xa5, pdu_); // the payload is ours: all of it
+		Decision d;
+		uint64_t index;
+		Policy p;
+		{
+			std::lock_guard<std::mutex> g(m_);
+			index = nr_calls_++;
+			p = policy_;
+		}
+		if (p)
+			d = p(c, index);
+		switch (d.act) {
+		case Act::Complete:
+			c.answer = CXMQ_STS_OK;
+			record(c);
+			h.queue->end_request(rq, d.status);
+			return CXMQ_STS_OK;
+		case Act::Hold:
+			c.answer = CXMQ_STS_OK;
+			{
+				std::lock_guard<std::mutex> g(m_);
+				calls_.push_back(c);
+				held_.push_back(&rq);
+			}
+			return CXMQ_STS_OK;
+		case Act::Busy:
+			c.answer = CXMQ_STS_RESOURCE;
+			record(c);
+			return CXMQ_STS_RESOURCE;
+		case Act::Fail:
+			c.answer = d.status;
+			record(c);
+			return d.status;
+		}
+		return CXMQ_STS_IOERR;
+	}
+
+	size_t held()
+	{
+		std::lock_guard<std::mutex> g(m_);
+		return held_.size();
+	}
+	// Completes up to n held requests, oldest first; returns how many.
+	size_t complete(size_t n, cxmq_status st = CXMQ_STS_OK)
+	{
+		size_t done = 0;
+		while (done < n) {
+			cxmq::Request *rq;
+			{
+				std::lock_guard<std::mutex> g(m_);
+				if (held_.empty())
+					break;
+				rq = held_.front();
+				held_.pop_front();
+			}
+			rq->hctx->queue->end_request(*rq, st);
+			done++;
+		}
+		return done;
+	}
+	size_t complete_all(cxmq_status st = CXMQ_STS_OK) { return complete(SIZE_MAX, st); }
+
+	std::vector<Call> calls()
+	{
+		std::lock_guard<std::mutex> g(m_);
+		return calls_;
+	}
+	// Bio ids in the order the backend took them (answered OK).
+	std::vector<uint64_t> accepted_ids()
+	{
+		std::vector<uint64_t> ids;
+		for (const Call &c : calls())
+			if (c.answer == CXMQ_STS_OK)
+				ids.push_back(c.bio->id);
+		return ids;
+	}
+	uint64_t nr_calls()
+	{
+		std::lock_guard<std::mutex> g(m_);
+		return nr_calls_;
+	}
+	std::vector<uint32_t> inits()
+	{
+		std::lock_guard<std::mutex> g(m_);
+		return inits_;
+	}
+	std::vector<uint32_t> exits()
+	{
+		std::lock_guard<std::mutex> g(m_);
+		return exits_;
+	}
+	int released()
+	{
+		std::lock_guard<std::mutex> g(m_);
+		return released_;
+	}
+	void fail_init_of(int index) { fail_init_index_ = index; }
+
+private:
+	void record(const Call &c)
+	{
+		std::lock_guard<std::mutex> g(m_);
+		calls_.push_back(c);
+	}
+
+	std::mutex m_;
+	Policy policy_;
+	uint32_t pdu_;
+	uint64_t nr_calls_ = 0;
+	std::vector<Call> calls_;
+	std::deque<cxmq::Request *> held_;
+	std::vector<uint32_t> inits_, exits_;
+	int released_ = 0;
+	int fail_init_index_ = -1;
+};
+
+// Builds a queue for cfg (checked first) with backend b; fails the test on error.
+inline cxmq::Queue *make_queue(cxmq_dev_config cfg, cxmq::Backend *b)
+{
+	EXPECT_EQ(cxmq_config_check(&cfg), 0);
+	int err = 1;
+	cxmq::Queue *q = cxmq::Queue::create(cfg, b, &err);
+	EXPECT_NE(q, nullptr);
+	EXPECT_EQ(err, 0);
+	return q;
+}
+
+// What cxmq_queue_destroy does, for a queue built with Queue::create.
+inline void destroy_queue(cxmq::Queue *q)
+{
+	q->shutdown();
+	cxmq::destroy(q);
+}
+
+inline cxmq::Queue &Q(cxmq_queue *q) { return *reinterpret_cast<cxmq::Queue *>(q); }
+inline cxmq::NullBackend &null_backend(cxmq_queue *q)
+{
+	return static_cast<cxmq::NullBackend &>(Q(q).backend());
+}
+
+inline void submit(cxmq::Queue *q, FakeBio &b, cxmq_op op = CXMQ_OP_WRITE, uint32_t flags = 0)
+{
+	q->submit_bio(&b, op, b.id * 8, 8, flags);
+}
+inline void submit(cxmq_queue *q, FakeBio &b, cxmq_op op = CXMQ_OP_WRITE, uint32_t flags = 0)
+{
+	cxmq_queue_submit_bio(q, &b, op, b.id * 8, 8, flags);
+}
+
+// Fresh bios with ids 0..n-1.
+inline std::unique_ptr<FakeBio[]> make_bios(size_t n)
+{
+	std::unique_ptr<FakeBio[]> b(new FakeBio[n]);
+	for (size_t i = 0; i < n; i++)
+		b[i].id = i;
+	return b;
+}
+
+// Sum of a hardware queue's dispatch histogram.
+inline uint64_t histogram_sum(const cxmq::HwQueue &h)
+{
+	uint64_t s = 0;
+	for (uint64_t v : h.dispatched)
+		s += v;
+	return s;
+}
+
+} // namespace host

@@ -1,0 +1,80 @@
+# Helpers for cxmq's guest-side test scripts (sourced inside the VM; see scripts/vm-run.sh).
+# Results are printed as `ok - NAME` / `not ok - NAME` lines, which the host counts.
+
+KO_DIR=${CXMQ_KO_DIR:?CXMQ_KO_DIR not set}
+CXMQ_KO=$KO_DIR/cxmq.ko
+PASSED=0
+FAILED=0
+
+pass() { echo "ok - $1"; PASSED=$((PASSED + 1)); }
+fail() { echo "not ok - $1"; FAILED=$((FAILED + 1)); shift; [ $# -gt 0 ] && printf '#   %s\n' "$@"; }
+# check NAME COMMAND...: one test, passing when the command succeeds
+check() { local name=$1; shift; if "$@"; then pass "$name"; else fail "$name"; fi; }
+
+# Kernel reports that fail a run: every one is printed.
+REPORT_RE='WARNING:|BUG:|KASAN|UBSAN|Oops|general protection|possible recursive locking|possible circular locking|inconsistent lock state|lock held when returning|suspicious RCU usage|INFO: task .* blocked|rcu_sched self-detected stall|rcu: INFO|soft lockup|hard LOCKUP|Kernel panic|kobject: .* is not initialized|refcount_t:'
+DMESG_MARK=0
+dmesg_mark() { DMESG_MARK=$(dmesg | wc -l); }
+# dmesg_clean NAME: no kernel report since the last dmesg_mark
+dmesg_clean() {
+	local new
+	new=$(dmesg | tail -n +"$((DMESG_MARK + 1))")
+	if grep -Eq "$REPORT_RE" <<<"$new"; then
+		fail "$1" "kernel reports:"
+		grep -E -A25 "$REPORT_RE" <<<"$new" | head -n 120 | sed 's/^/#   /'
+	else
+		pass "$1"
+	fi
+	dmesg_mark
+}
+
+kmemleak_clean() {
+	local f=/sys/kernel/debug/kmemleak
+	if [ ! -e $f ]; then return 0; fi
+	echo scan > $f; sleep 1; echo scan > $f
+	local leaks
+	leaks=$(cat $f)
+	if [ -n "$leaks" ]; then
+		fail "$1" "kmemleak:"; head -n 60 <<<"$leaks" | sed 's/^/#   /'
+		echo clear > $f
+	else
+		pass "$1"
+	fi
+}
+
+# fio_ok NAME FIO-ARGS...: runs fio with JSON output; passes when every job ran IO with no error.
+fio_ok() {
+	local name=$1; shift
+	local out=/tmp/fio.$$.json
+	if ! fio --output-format=json --output=$out "$@" >/tmp/fio.err 2>&1; then
+		fail "$name" "fio failed:" "$(tail -n 5 /tmp/fio.err)"; return 1
+	fi
+	if python3 - "$out" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+bad = [j for j in d["jobs"] if j["error"] != 0 or (j["read"]["total_ios"] + j["write"]["total_ios"]) == 0]
+for j in d["jobs"]:
+    r, w = j["read"], j["write"]
+    print("#   %s: error=%d read: %d IOs %.0f IOPS, write: %d IOs %.0f IOPS" % (
+        j["jobname"], j["error"], r["total_ios"], r["iops"], w["total_ios"], w["iops"]))
+sys.exit(1 if bad else 0)
+PY
+	then pass "$name"; else fail "$name"; fi
+}
+
+# load_errno KO PARAMS...: loads a module with finit_module(2); prints the errno name
+# (OK on success), exactly as the kernel returned it.
+load_errno() {
+	python3 - "$@" <<'PY'
+import ctypes, errno, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+fd = os.open(sys.argv[1], os.O_RDONLY)
+r = libc.syscall(313, fd, " ".join(sys.argv[2:]).encode(), 0)  # finit_module on x86-64
+print("OK" if r == 0 else errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno())))
+PY
+}
+
+summary() {
+	echo "# guest: $PASSED passed, $FAILED failed"
+	[ "$FAILED" -eq 0 ]
+}
