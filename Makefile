@@ -17,7 +17,8 @@ all: module check-ko
 
 # Build with warnings as errors: anything g++, modpost or objtool prints as a warning fails.
 module:
-	@test -d "$(KDIR)" || { echo "KDIR=$(KDIR) missing: run scripts/setup.sh" >&2; exit 1; }
+	@test -d "$(KDIR)" || scripts/setup.sh
+	@test -d "$(KDIR)" || { echo "KDIR=$(KDIR) missing (scripts/setup.sh installs Debian's)" >&2; exit 1; }
 	@set -o pipefail; $(MAKE) -C $(KDIR) M=$(PWD) modules 2>&1 | tee .build.log
 	@if grep -Ei '(^|[^-])warning:' .build.log; then \
 		echo "cxmq: the build printed warnings (above): treated as errors" >&2; exit 1; fi

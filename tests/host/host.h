@@ -64,6 +64,8 @@ unsigned run_pending_works();
 // Runs pending work until none is left (or `max_rounds`); returns how many ran.
 unsigned drain_works(unsigned max_rounds = 1000);
 unsigned pending_works();
+// No work item pending or running (what the work items did happens-before this returning true).
+bool works_idle();
 uint64_t work_runs(); // callbacks run so far (all tests)
 
 // ---- sleeping ----
@@ -86,9 +88,9 @@ long allocations(); // allocation attempts so far (all tests)
 // in every build) instead of being a real use after free.
 void set_quarantine(bool on);
 void flush_quarantine();
-// Alignment the host's allocator guarantees (default 64: a cache line). 16 gives what calloc
-// and kmalloc give for most sizes: allocations are then aligned to 16 but never to 32.
-void set_alloc_alignment(size_t align);
+// Allocations are aligned to a cache line (64) by default. kmalloc mode gives only what the
+// kernel's kvzalloc guarantees: natural alignment for power-of-two sizes, 8 bytes otherwise.
+void set_kmalloc_alignment(bool on);
 
 // ---- hooks: called in the thread that reaches the point (nullptr: none) ----
 struct Hooks {
@@ -98,6 +100,8 @@ struct Hooks {
 	std::function<void(cxmq_os_usage *)> before_usage_on_zero;
 	// In the wait functions, after a sleeper was woken, before it takes the queue's lock again.
 	std::function<void(cxmq_os_waitq *)> after_wake;
+	// In a work item's thread (or manual runner), just before its callback runs.
+	std::function<void(cxmq_os_work *)> before_work;
 };
 void set_hooks(const Hooks &h);
 void clear_hooks();

@@ -183,40 +183,41 @@ public:
 		EXPECT_TRUE(c.bio && c.bio->magic == FakeBio::kMagic);
 		EXPECT_EQ(reinterpret_cast<uintptr_t>(rq.pdu()) % 16, 0u);
 		memset(rq.pdu(), 0xa5, pdu_); // the payload is ours: all of it
+		// Recorded on entry: the order in which the backend was handed the requests.
 		Decision d;
 		uint64_t index;
 		Policy p;
 		{
 			std::lock_guard<std::mutex> g(m_);
 			index = nr_calls_++;
+			c.answer = CXMQ_STS_OK;
+			calls_.push_back(c);
 			p = policy_;
 		}
 		if (p)
 			d = p(c, index);
+		cxmq_status answer = CXMQ_STS_OK;
 		switch (d.act) {
 		case Act::Complete:
-			c.answer = CXMQ_STS_OK;
-			record(c);
-			h.queue->end_request(rq, d.status);
-			return CXMQ_STS_OK;
 		case Act::Hold:
-			c.answer = CXMQ_STS_OK;
-			{
-				std::lock_guard<std::mutex> g(m_);
-				calls_.push_back(c);
-				held_.push_back(&rq);
-			}
-			return CXMQ_STS_OK;
+			answer = CXMQ_STS_OK;
+			break;
 		case Act::Busy:
-			c.answer = CXMQ_STS_RESOURCE;
-			record(c);
-			return CXMQ_STS_RESOURCE;
+			answer = CXMQ_STS_RESOURCE;
+			break;
 		case Act::Fail:
-			c.answer = d.status;
-			record(c);
-			return d.status;
+			answer = d.status;
+			break;
 		}
-		return CXMQ_STS_IOERR;
+		{
+			std::lock_guard<std::mutex> g(m_);
+			calls_[index].answer = answer;
+			if (d.act == Act::Hold)
+				held_.push_back(&rq);
+		}
+		if (d.act == Act::Complete)
+			h.queue->end_request(rq, d.status);
+		return answer;
 	}
 
 	size_t held()
@@ -281,12 +282,6 @@ public:
 	void fail_init_of(int index) { fail_init_index_ = index; }
 
 private:
-	void record(const Call &c)
-	{
-		std::lock_guard<std::mutex> g(m_);
-		calls_.push_back(c);
-	}
-
 	std::mutex m_;
 	Policy policy_;
 	uint32_t pdu_;

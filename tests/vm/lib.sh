@@ -62,18 +62,6 @@ PY
 	then pass "$name"; else fail "$name"; fi
 }
 
-# load_errno KO PARAMS...: loads a module with finit_module(2); prints the errno name
-# (OK on success), exactly as the kernel returned it.
-load_errno() {
-	python3 - "$@" <<'PY'
-import ctypes, errno, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-fd = os.open(sys.argv[1], os.O_RDONLY)
-r = libc.syscall(313, fd, " ".join(sys.argv[2:]).encode(), 0)  # finit_module on x86-64
-print("OK" if r == 0 else errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno())))
-PY
-}
-
 summary() {
 	echo "# guest: $PASSED passed, $FAILED failed"
 	[ "$FAILED" -eq 0 ]
