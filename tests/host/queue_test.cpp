@@ -144,6 +144,63 @@ TEST_F(QueueTest, DestroyWaitsForInFlightRequestsAndRefusesNewIo)
 	EXPECT_EQ(be.released(), 1);
 }
 
+// Submitters on every CPU, completions from another thread, and a freezer: each freeze returns
+// with nothing in flight, the backend sees no request while the queue is frozen, every bio ends
+// once.
+TEST_F(QueueTest, FreezeUnderLoad)
+{
+	set_topology(simple_topology(4));
+	ScriptBackend be(hold);
+	Queue *q = make_queue(make_config(2, 8), &be);
+	const int submitters = 4;
+	const size_t per = kTsan ? 300 : 2000;
+	auto bios = make_bios(submitters * per);
+	std::atomic<bool> stop{false};
+	std::thread completer([&] {
+		set_this_cpu(2);
+		while (!stop.load()) {
+			if (!be.complete_all())
+				std::this_thread::yield();
+		}
+	});
+	std::atomic<int> left{submitters};
+	std::vector<std::thread> th;
+	for (int t = 0; t < submitters; t++)
+		th.emplace_back([&, t] {
+			set_this_cpu(static_cast<uint32_t>(t));
+			for (size_t i = 0; i < per; i++)
+				submit(q, bios[static_cast<size_t>(t) * per + i],
+				       (i & 1) ? CXMQ_OP_READ : CXMQ_OP_WRITE);
+			left.fetch_sub(1);
+		});
+	int freezes = 0;
+	while (left.load() > 0) {
+		q->freeze();
+		freezes++;
+		EXPECT_EQ(be.held(), 0u) << "freeze returned with requests in flight";
+		const uint64_t calls = be.nr_calls();
+		std::this_thread::sleep_for(std::chrono::microseconds(300));
+		EXPECT_EQ(be.nr_calls(), calls) << "the backend got a request while frozen";
+		q->unfreeze();
+		std::this_thread::sleep_for(std::chrono::microseconds(300));
+		if (HasFailure())
+			break;
+	}
+	for (auto &x : th)
+		x.join();
+	stop = true;
+	completer.join();
+	be.complete_all();
+	size_t bad = 0;
+	for (size_t i = 0; i < submitters * per; i++)
+		bad += bios[i].ends.load() != 1 || bios[i].status.load() != CXMQ_STS_OK;
+	EXPECT_EQ(bad, 0u);
+	EXPECT_GT(freezes, 0);
+	EXPECT_EQ(q->hctx(0).queued + q->hctx(1).queued, submitters * per);
+	EXPECT_EQ(q->hctx(0).tags.busy() + q->hctx(1).tags.busy(), 0u);
+	destroy_queue(q);
+}
+
 TEST_F(QueueTest, BackendErrorsEndTheirBiosOnce)
 {
 	// Every 3rd call fails with an I/O error, every 5th is unsupported, the others complete;

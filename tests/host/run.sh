@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Runs the host test binaries of the given variants (default: asan tsan), printing their gtest
-# output, and ends with the line "host: N passed, N failed" (summed over the variants).
+# output, and ends with the line "host: N passed, N failed, N skipped" (summed over the
+# variants).
 # Exits non-zero if any test failed, a binary crashed, or a sanitizer reported at exit.
 #   run.sh [--build] [asan|tsan|plain]...
 # --build first builds the variants (make -j2). CXMQ_RUN_BUG_TESTS=1 also runs the tests that
@@ -22,7 +23,7 @@ done
 
 if [ $build = 1 ]; then
 	if ! make -j2 --no-print-directory "${variants[@]/#/build-}"; then
-		echo "host: 0 passed, 1 failed"
+		echo "host: 0 passed, 1 failed, 0 skipped"
 		exit 1
 	fi
 fi
@@ -75,7 +76,7 @@ for n in "${notes[@]}"; do
 	echo "host: $n"
 done
 if [ "$skipped" -gt 0 ]; then
-	echo "host: $skipped skipped (tests of known core bugs: CXMQ_RUN_BUG_TESTS=1 runs them)"
+	echo "host: the skipped tests show known bugs (see their BUG: comments); CXMQ_RUN_BUG_TESTS=1 runs them"
 fi
-echo "host: $passed passed, $failed failed"
+echo "host: $passed passed, $failed failed, $skipped skipped"
 exit $rc
