@@ -102,6 +102,17 @@ TEST_F(QueueTest, FreezeWaitsForInFlightRequests)
 	destroy_queue(q);
 }
 
+TEST_F(QueueTest, UnfreezeWithoutFreezeIsABug)
+{
+	GTEST_FLAG_SET(death_test_style, "threadsafe");
+	ScriptBackend be;
+	Queue *q = make_queue(make_config(1, 4), &be);
+	q->freeze();
+	q->unfreeze();
+	EXPECT_DEATH(q->unfreeze(), "cxmq: BUG at .*queue\\.cpp:[0-9]+: freeze_depth_ <= 0");
+	destroy_queue(q);
+}
+
 TEST_F(QueueTest, DestroyWaitsForInFlightRequestsAndRefusesNewIo)
 {
 	set_topology(simple_topology(4));
