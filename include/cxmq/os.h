@@ -65,11 +65,14 @@ void cxmq_os_bug_report(const char *file, int line, const char *what);
 void cxmq_os_warn(const char *file, int line, const char *what);
 
 /* ---- memory ---- */
-/* Zeroed memory on NUMA node `node` (-1: any). May sleep. NULL when out of memory. */
+/* Zeroed memory on NUMA node `node` (-1: any), aligned to at least 64 bytes (a cache line).
+ * May sleep. NULL when out of memory. */
 void *cxmq_os_zalloc(cxmq_size_t size, int node);
-/* Zeroed memory, never sleeps (GFP_NOWAIT). */
+/* Zeroed memory, never sleeps (GFP_NOWAIT); aligned as cxmq_os_zalloc. */
 void *cxmq_os_zalloc_nowait(cxmq_size_t size, int node);
 void cxmq_os_free(const void *p);
+/* Sleeps for about ms milliseconds (process context). */
+void cxmq_os_msleep(cxmq_u32 ms);
 
 /* ---- CPUs ---- */
 cxmq_u32 cxmq_os_nr_cpu_ids(void);          /* one past the highest possible CPU number */

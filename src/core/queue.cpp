@@ -53,6 +53,7 @@ int Queue::init(const cxmq_dev_config &cfg)
 		return -CXMQ_ENOMEM;
 	for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++) {
 		SwQueue *c = new (&ctxs_[cpu]) SwQueue();
+		nr_ctxs_constructed_ = cpu + 1;
 		c->cpu = cpu;
 		if (!c->lock.init(cxmq_os_cpu_to_node(cpu)))
 			return -CXMQ_ENOMEM;
@@ -160,7 +161,7 @@ Queue::~Queue()
 		cxmq_os_free(hctxs_);
 	}
 	if (ctxs_) {
-		for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++)
+		for (u32 cpu = 0; cpu < nr_ctxs_constructed_; cpu++)
 			ctxs_[cpu].~SwQueue();
 		cxmq_os_free(ctxs_);
 	}
@@ -183,6 +184,11 @@ void Queue::shutdown()
 	store_release(dying_, true);
 	freeze();
 	cxmq_os_wake_all(freeze_wq_); // submitters waiting for an unfreeze fail now
+	// The queue is freed after this: wait until nothing can touch it any more. The last
+	// completion's on_zero callback may still be running after the count read zero, and
+	// submitters woken above may still be on their way out of enter().
+	while (!load_acquire(zero_done_) || load_acquire(enter_sleepers_))
+		cxmq_os_msleep(1);
 	for (u32 i = 0; i < nr_hw_queues_; i++)
 		cxmq_os_work_cancel_sync(hctxs_[i]->run_work);
 }
@@ -191,7 +197,9 @@ void Queue::shutdown()
 
 void Queue::usage_zero(void *arg)
 {
-	cxmq_os_wake_all(static_cast<Queue *>(arg)->freeze_wq_);
+	auto *q = static_cast<Queue *>(arg);
+	cxmq_os_wake_all(q->freeze_wq_);
+	store_release(q->zero_done_, true); // the last touch of the queue
 }
 
 namespace {
@@ -209,17 +217,31 @@ int usage_is_zero(void *arg)
 }
 } // namespace
 
-bool Queue::enter(bool nowait)
+// Takes a usage reference. Returns false when the queue is dying (the caller fails the bio with
+// IOERR) or frozen under nowait (AGAIN); *dying tells which.
+bool Queue::enter(bool nowait, bool *dying)
 {
+	*dying = false;
+	if (cxmq_likely(cxmq_os_usage_tryget_live(usage_)))
+		return true;
+	// Slow path: counted, so that shutdown does not free the queue under a woken sleeper.
+	add_relaxed(enter_sleepers_, 1u);
+	bool entered = false;
 	for (;;) {
-		if (cxmq_likely(cxmq_os_usage_tryget_live(usage_)))
-			return true;
-		if (nowait || load_acquire(dying_))
-			return false;
+		if (cxmq_os_usage_tryget_live(usage_)) {
+			entered = true;
+			break;
+		}
+		if (load_acquire(dying_)) {
+			*dying = true;
+			break;
+		}
+		if (nowait)
+			break;
 		cxmq_os_wait_event(freeze_wq_, queue_enterable, this);
-		if (load_acquire(dying_))
-			return false;
 	}
+	__atomic_sub_fetch(&enter_sleepers_, 1u, __ATOMIC_RELEASE); // last touch when failing
+	return entered;
 }
 
 void Queue::freeze()
@@ -239,6 +261,7 @@ void Queue::unfreeze()
 	CXMQ_BUG_ON(freeze_depth_ <= 0);
 	store_relaxed(freeze_depth_, freeze_depth_ - 1);
 	if (freeze_depth_ == 0) {
+		store_relaxed(zero_done_, false);
 		cxmq_os_usage_resurrect(usage_);
 		cxmq_os_wake_all(freeze_wq_);
 	}
@@ -249,8 +272,9 @@ void Queue::unfreeze()
 void Queue::submit_bio(void *bio, cxmq_op op, u64 sector, u32 nr_sectors, u32 flags)
 {
 	const bool nowait = flags & CXMQ_BIO_NOWAIT;
-	if (cxmq_unlikely(!enter(nowait))) {
-		cxmq_os_bio_end(bio, load_acquire(dying_) ? CXMQ_STS_IOERR : CXMQ_STS_AGAIN);
+	bool dying;
+	if (cxmq_unlikely(!enter(nowait, &dying))) {
+		cxmq_os_bio_end(bio, dying ? CXMQ_STS_IOERR : CXMQ_STS_AGAIN);
 		return;
 	}
 	const u32 cpu = cxmq_os_this_cpu();
@@ -282,28 +306,32 @@ void Queue::submit_bio(void *bio, cxmq_op op, u64 sector, u32 nr_sectors, u32 fl
 }
 
 // Sends a request straight to the backend when nothing waits ahead of it: no refused requests
-// on the dispatch list, no restart pending, nothing staged on its software queue.
+// on the dispatch list, no restart pending, nothing staged on its software queue, and no run in
+// progress (a run may hold older requests it has taken off the lists but not issued yet). The
+// run bit is held while issuing, so a run asked for meanwhile is done on release.
 bool Queue::issue_direct(HwQueue &h, Request &rq)
 {
 	if (load_relaxed(h.nr_dispatch) || (load_relaxed(h.state) & HwQueue::kRestart) ||
 	    load_relaxed(ctx(rq.ctx_cpu).nr_pending))
 		return false;
+	if (fetch_or(h.state, HwQueue::kRunning) & HwQueue::kRunning)
+		return false;
 	add_relaxed(h.direct_issued, u64(1));
-	cxmq_status st = backend_->queue_rq(h, rq, true);
-	if (cxmq_likely(st == CXMQ_STS_OK))
-		return true; // rq may already be complete and reused
-	if (st == CXMQ_STS_RESOURCE) {
+	cxmq_status st = backend_->queue_rq(h, rq, true); // on OK, rq may be complete and reused
+	if (cxmq_unlikely(st == CXMQ_STS_RESOURCE)) {
 		add_relaxed(h.busy_events, u64(1));
 		{
 			LockGuard g(h.lock);
 			h.dispatch.push_back(&rq.node);
-			h.nr_dispatch++;
+			store_relaxed(h.nr_dispatch, h.nr_dispatch + 1);
 		}
 		fetch_or(h.state, HwQueue::kRestart);
 		run_hw_queue_async(h, kBusyRetryDelayUs);
-		return true;
+	} else if (cxmq_unlikely(st != CXMQ_STS_OK)) {
+		end_request(rq, st);
 	}
-	end_request(rq, st);
+	if (fetch_and(h.state, ~HwQueue::kRunning) & HwQueue::kRerun)
+		run_hw_queue(h);
 	return true;
 }
 

@@ -104,7 +104,7 @@ private:
 	HwQueue *alloc_hctx(u32 index);
 	void free_hctx(HwQueue *h);
 	void map_queues();
-	bool enter(bool nowait);
+	bool enter(bool nowait, bool *dying);
 	void exit() { cxmq_os_usage_put(usage_); }
 	bool issue_direct(HwQueue &hctx, Request &rq);
 	void insert_to_ctx(SwQueue &ctx, Request &rq);
@@ -125,6 +125,9 @@ private:
 	Mutex freeze_lock_;
 	s32 freeze_depth_ = 0;
 	bool dying_ = false;
+	bool zero_done_ = false;     // usage_zero ran to its end since the last resurrect
+	u32 enter_sleepers_ = 0;     // submitters in enter()'s slow path
+	u32 nr_ctxs_constructed_ = 0;
 };
 
 } // namespace cxmq

@@ -69,14 +69,29 @@ void cxmq_os_warn(const char *file, int line, const char *what)
 	WARN(1, "cxmq: %s:%d: %s\n", file, line, what);
 }
 
+/*
+ * kmalloc aligns power-of-two sizes naturally; larger sizes come page-aligned (kmalloc's large
+ * caches, the page allocator or vmalloc). Small sizes are rounded up to a power of two of at
+ * least a cache line, so every allocation is cache-line aligned as os.h promises.
+ */
+static size_t cxmq_alloc_size(size_t size)
+{
+	return size < PAGE_SIZE ? roundup_pow_of_two(max_t(size_t, size, SMP_CACHE_BYTES)) : size;
+}
+
 void *cxmq_os_zalloc(cxmq_size_t size, int node)
 {
-	return kvzalloc_node(size, GFP_KERNEL, node);
+	return kvzalloc_node(cxmq_alloc_size(size), GFP_KERNEL, node);
 }
 
 void *cxmq_os_zalloc_nowait(cxmq_size_t size, int node)
 {
-	return kzalloc_node(size, GFP_NOWAIT | __GFP_NOWARN, node);
+	return kzalloc_node(cxmq_alloc_size(size), GFP_NOWAIT | __GFP_NOWARN, node);
+}
+
+void cxmq_os_msleep(cxmq_u32 ms)
+{
+	msleep(ms);
 }
 
 void cxmq_os_free(const void *p)
@@ -205,21 +220,28 @@ void cxmq_os_waitq_destroy(struct cxmq_os_waitq *w)
 void cxmq_os_wait_exclusive(struct cxmq_os_waitq *w, int (*try_fn)(void *arg), void *arg)
 {
 	DEFINE_WAIT(wait);
-	bool woken = false;
+	bool used_wake = false, wasted;
 
 	for (;;) {
+		/* queues us at the tail, unless we are still queued (a spurious wake-up) */
 		prepare_to_wait_exclusive(&w->wq, &wait, TASK_UNINTERRUPTIBLE);
 		if (try_fn(arg))
 			break;
 		io_schedule();
-		woken = true;
+		/* woken (and dequeued): try before queueing again, so we keep our turn */
+		used_wake = list_empty_careful(&wait.entry);
+		if (try_fn(arg))
+			break;
+		used_wake = false;
 	}
-	finish_wait(&w->wq, &wait);
 	/*
-	 * A wake-up may have reached us after our successful try: it was meant for the next
-	 * waiter, so pass it on rather than lose it.
+	 * A wake-up that dequeued us after a try had already succeeded was meant for the next
+	 * waiter: pass it on rather than lose it. One we used is not passed on (that would wake
+	 * the next waiter for nothing and send it to the back of the queue).
 	 */
-	if (woken && wq_has_sleeper(&w->wq))
+	wasted = !used_wake && list_empty_careful(&wait.entry);
+	finish_wait(&w->wq, &wait);
+	if (wasted)
 		wake_up(&w->wq);
 }
 

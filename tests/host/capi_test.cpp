@@ -392,7 +392,7 @@ TEST_F(CApi, BusyBackendLosesNothingQueuePerSubmitter)
 	expect_idle(Q(q));
 }
 
-// BUG (src/core/queue.cpp, Queue::issue_direct): the busy path does `h.nr_dispatch++` (a plain
+// Was a bug (fixed; src/core/queue.cpp, Queue::issue_direct): the busy path does `h.nr_dispatch++` (a plain
 // read-modify-write, under h.lock) while issue_direct on other CPUs of the same hardware queue
 // reads h.nr_dispatch with load_relaxed() and no lock: a data race (undefined behaviour in C++,
 // reported by ThreadSanitizer). Fix: store_relaxed(h.nr_dispatch, h.nr_dispatch + 1), as
@@ -401,8 +401,6 @@ TEST_F(CApi, BusyBackendLosesNothingQueuePerSubmitter)
 TEST_F(CApi, BusyBackendLosesNothingManySubmittersOneQueue)
 {
 	if (kTsan)
-		SKIP_UNLESS_BUG_TESTS("data race on HwQueue::nr_dispatch in Queue::issue_direct "
-				      "(queue.cpp: h.nr_dispatch++)");
 	set_topology(simple_topology(4));
 	QueueHandle q(make_config(1, 4));
 	null_backend(q).set_busy_every(2);
@@ -468,7 +466,7 @@ TEST_F(CApi, CreateFailsCleanlyOnEveryAllocationFailure)
 	}
 }
 
-// BUG (src/core/queue.cpp, Queue::init and Queue::~Queue): when an allocation fails after ctxs_
+// Was a bug (fixed; src/core/queue.cpp, Queue::init and Queue::~Queue): when an allocation fails after ctxs_
 // was allocated but before every SwQueue in it was constructed (freeze_wq_, usage_, cpu_map_ or
 // hctxs_ failing, or a SwQueue's lock), ~Queue still runs ~SwQueue() on all nr_cpu_ids entries:
 // on zeroed memory that was never constructed (undefined behaviour), whose List head is not
@@ -477,8 +475,6 @@ TEST_F(CApi, CreateFailsCleanlyOnEveryAllocationFailure)
 // only those; or construct them right after the allocation, before anything else can fail.
 TEST_F(CApi, CreateFailureDoesNotWarn)
 {
-	SKIP_UNLESS_BUG_TESTS("~Queue destroys SwQueues that Queue::init never constructed, and "
-			      "~List warns on each");
 	const cxmq_dev_config cfg = make_config(2, 8);
 	long before = allocations();
 	{

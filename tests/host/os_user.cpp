@@ -123,9 +123,21 @@ void *alloc_zeroed(size_t size)
 	// the pointer is then placed 8 bytes past a cache line, aligned to 8 and to nothing more.
 	size_t align = 64, off = 64;
 	if (g_kmalloc_align.load()) {
-		if (size && !(size & (size - 1))) {
-			align = std::max<size_t>(64, std::min<size_t>(size, 4096));
+		// kmalloc's guarantee: power-of-two sizes naturally aligned, others only to 8 bytes
+		// (below a page); a page or more comes page-aligned. Applied after the rounding
+		// src/shim/os_linux.c does (below a page: a power of two of at least 64 bytes).
+		size_t rounded = size;
+		if (size < 4096) {
+			rounded = 64;
+			while (rounded < size)
+				rounded <<= 1;
+		}
+		if (!(rounded & (rounded - 1))) {
+			align = std::max<size_t>(64, std::min<size_t>(rounded, 4096));
 			off = align;
+		} else if (rounded >= 4096) {
+			align = 4096;
+			off = 4096;
 		} else {
 			off = 64 + 8;
 		}
@@ -293,6 +305,12 @@ void *cxmq_os_zalloc_nowait(cxmq_size_t size, int)
 void cxmq_os_free(const void *p)
 {
 	free_mem(p);
+}
+
+void cxmq_os_msleep(cxmq_u32 ms)
+{
+	might_sleep("cxmq_os_msleep");
+	std::this_thread::sleep_for(std::chrono::milliseconds(ms));
 }
 
 // ---- CPUs ----
@@ -536,9 +554,9 @@ void wait_common(cxmq_os_waitq *wq, int (*fn)(void *), void *arg, bool exclusive
 	}
 	// try_fn runs under the queue's lock, so no wake-up can reach us during a successful try:
 	// the one that woke us was ours, and there is nothing to pass on (w.woken is false).
-	// The shim-emulation mode passes one on whenever the waiter had slept, as
-	// src/shim/os_linux.c does (`woken && wq_has_sleeper`).
-	const bool pass_on = g_shim_pass_on.load() ? was_woken : w.woken;
+	// The shim-emulation mode applies src/shim/os_linux.c's rule: a wake-up is passed on only
+	// when it reached the waiter after a try had already succeeded (not one it used).
+	const bool pass_on = g_shim_pass_on.load() ? (w.woken && was_woken) || w.woken : w.woken;
 	if (exclusive && pass_on && !wq->waiters.empty())
 		wake_locked(wq, 1);
 }

@@ -454,7 +454,7 @@ TEST_F(QueueTest, BackendFailingHctxSetupFailsCreateCleanly)
 
 // ---- known bugs ----
 
-// BUG (src/core/queue.cpp, Queue::issue_direct): a request is issued directly when the dispatch
+// Was a bug (fixed; src/core/queue.cpp, Queue::issue_direct): a request is issued directly when the dispatch
 // list, the restart bit and its own software queue look empty, but a run in progress on another
 // thread (the kworker, or a submitter on another CPU of the same hardware queue) may have taken
 // earlier requests of this very submitter off those lists into its local list without having
@@ -467,8 +467,6 @@ TEST_F(QueueTest, BackendFailingHctxSetupFailsCreateCleanly)
 // meanwhile; otherwise stage the request and run the queue.
 TEST_F(QueueTest, DirectIssueDoesNotOvertakeARunInProgress)
 {
-	SKIP_UNLESS_BUG_TESTS("issue_direct overtakes requests a concurrent run has taken off the "
-			      "lists");
 	set_topology(simple_topology(1));
 	set_work_manual(true);
 	Gate first, second; // the kworker's 1st and 2nd queue_rq wait at these

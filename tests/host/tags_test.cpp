@@ -295,7 +295,7 @@ TEST_F(Tags, SleepersAreWokenInFifoOrder)
 	EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4}));
 }
 
-// BUG (src/shim/os_linux.c, cxmq_os_wait_exclusive): after a waiter that slept gets its tag, the
+// Was a bug (fixed; src/shim/os_linux.c, cxmq_os_wait_exclusive): after a waiter that slept gets its tag, the
 // shim wakes the next exclusive waiter whenever `woken && wq_has_sleeper()`, although the wake-up
 // it consumed was its own. That waiter's try fails (no tag was freed for it), and since the
 // wake-up took it off the queue (autoremove), prepare_to_wait_exclusive queues it again at the
@@ -307,8 +307,6 @@ TEST_F(Tags, SleepersAreWokenInFifoOrder)
 // checked before finish_wait.
 TEST_F(Tags, ShimEmulationSleepersAreWokenInFifoOrder)
 {
-	SKIP_UNLESS_BUG_TESTS("src/shim/os_linux.c wakes the next exclusive waiter after every "
-			      "successful woken waiter, which re-queues it at the tail: not FIFO");
 	emulate_shim_wake_pass_on(true);
 	std::vector<int> order = fifo_run(5);
 	EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4}));

@@ -11,6 +11,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -119,7 +120,7 @@ struct Call {
 	uint32_t hctx;
 	uint32_t tag;
 	bool last;
-	bool in_run;        // hctx was marked running (exact when one thread submits)
+	bool in_run;        // called from a run, not a direct issue (exact when one thread submits)
 	std::thread::id thread;
 	cxmq_status answer; // what queue_rq returned
 };
@@ -174,7 +175,14 @@ public:
 		c.hctx = h.index;
 		c.tag = rq.tag;
 		c.last = last;
-		c.in_run = cxmq::load_relaxed(h.state) & cxmq::HwQueue::kRunning;
+		// A direct issue counts itself in direct_issued just before calling us (and holds the
+		// run bit too, so that bit alone does not tell).
+		{
+			std::lock_guard<std::mutex> g(m_);
+			const uint64_t d = cxmq::load_relaxed(h.direct_issued);
+			c.in_run = d == last_direct_[h.index];
+			last_direct_[h.index] = d;
+		}
 		c.thread = std::this_thread::get_id();
 		// What the core hands over must be sane: its own hardware queue, a tag in use, a bio.
 		EXPECT_EQ(rq.hctx, &h);
@@ -283,6 +291,7 @@ public:
 
 private:
 	std::mutex m_;
+	std::map<uint32_t, uint64_t> last_direct_;
 	Policy policy_;
 	uint32_t pdu_;
 	uint64_t nr_calls_ = 0;
