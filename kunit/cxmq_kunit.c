@@ -201,7 +201,10 @@ void cxmq_kt_bios_destroy(struct cxmq_kt_bios *b)
 	X(queue_async_depth1)                                                                \
 	X(queue_busy_backend)                                                                \
 	X(queue_freeze_nowait)                                                               \
-	X(queue_cpu_map)
+	X(queue_cpu_map)                                                                      \
+	X(null_irqmode_softirq)                                                              \
+	X(null_irqmode_timer)                                                                \
+	X(mem_store_concurrent)
 
 #define CXMQ_KT_DECLARE(name) void cxmq_kt_##name(struct cxmq_kt *t);
 CXMQ_KT_CASES(CXMQ_KT_DECLARE)

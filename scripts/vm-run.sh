@@ -36,6 +36,10 @@ initrd=$("$CXMQ_ROOT/scripts/mkinitramfs.sh" "$kdir")
 abi=$(ls "$kdir/mods/lib/modules" | head -n1)
 
 [ -n "$out" ] || out=$(mktemp -d "${TMPDIR:-/tmp}/cxmq-vm.XXXXXX")
+# The repository and the cache must stay visible in the guest even where they live under /tmp
+# (covered by a tmpfs there); spaces or colons in them are not supported.
+keep="$CXMQ_ROOT:$(realpath "$CXMQ_CACHE")"
+case "$keep" in *" "*) die "paths with spaces are not supported: $keep" ;; esac
 mkdir -p "$out"; out=$(realpath "$out")
 rm -f "$out/rc" "$out/guest.log" "$out/console.log"
 : > "$out/guest.log"
@@ -50,7 +54,7 @@ cp "$job" "$out/job-script.sh"
 qemu=(qemu-system-x86_64 -machine pc -accel tcg,thread=multi -cpu max -smp "$cpus" -m "$mem"
 	-no-reboot -display none -monitor none -serial "file:$out/console.log"
 	-kernel "$kdir/bzImage" -initrd "$initrd"
-	-append "console=ttyS0 panic=-1 loglevel=4 cxmq.out=$out"
+	-append "console=ttyS0 panic=-1 loglevel=4 watchdog_thresh=30 rcupdate.rcu_cpu_stall_timeout=60 cxmq.out=$out cxmq.keep=$keep"
 	-fsdev "local,id=hostroot,path=/,readonly=on,security_model=none,multidevs=remap"
 	-device "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot"
 	-fsdev "local,id=out,path=$out,security_model=none"

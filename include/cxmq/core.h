@@ -49,15 +49,23 @@ void cxmq_queue_set_live(struct cxmq_queue *q);
 /* Refuses new IO, waits for every request in flight to complete, then frees everything. */
 void cxmq_queue_destroy(struct cxmq_queue *q);
 
-/* Feeds one bio (after splitting to the queue's limits). Ends it, now or later. */
+/* Feeds one bio (after splitting to the queue's limits). Ends it, now or later, through
+ * cxmq_os_bio_end(bio, status, cookie): the cookie is the host's (IO accounting). */
 void cxmq_queue_submit_bio(struct cxmq_queue *q, void *bio, enum cxmq_op op, cxmq_u64 sector,
-			   cxmq_u32 nr_sectors, cxmq_u32 flags);
+			   cxmq_u32 nr_sectors, cxmq_u32 flags, cxmq_u64 cookie);
 
 /* Queue freezing: new IO waits (or fails with AGAIN under NOWAIT), IO in flight drains. */
 void cxmq_queue_freeze(struct cxmq_queue *q);
 void cxmq_queue_unfreeze(struct cxmq_queue *q);
 
 cxmq_u32 cxmq_queue_nr_hw_queues(const struct cxmq_queue *q);
+
+/* Test hook of the null backend: refuse every n-th request as busy (0: never). */
+void cxmq_queue_set_busy_every(struct cxmq_queue *q, cxmq_u32 n);
+
+/* Formats the queue's counters (per hardware queue, per software queue, backend) into buf as
+ * text, never more than size bytes including the NUL; returns the length. */
+int cxmq_queue_format_stats(struct cxmq_queue *q, char *buf, cxmq_size_t size);
 
 #ifdef __cplusplus
 }

@@ -130,9 +130,42 @@ void cxmq_os_work_destroy(struct cxmq_os_work *w);     /* cancels and waits firs
 void cxmq_os_work_schedule(struct cxmq_os_work *w, cxmq_u32 delay_us, cxmq_u32 cpu);
 void cxmq_os_work_cancel_sync(struct cxmq_os_work *w);
 
+/* ---- deferred completions in softirq context (null backend irqmode 1) ---- */
+struct cxmq_os_softirq;
+/* nr contexts; fn(arg, i) runs in softirq context after cxmq_os_softirq_raise(s, i), on the
+ * CPU that raised it. A raise while fn(arg, i) runs makes it run again. */
+struct cxmq_os_softirq *cxmq_os_softirq_create(cxmq_u32 nr, void (*fn)(void *arg, cxmq_u32 i),
+					       void *arg);
+void cxmq_os_softirq_destroy(struct cxmq_os_softirq *s); /* waits for running callbacks */
+void cxmq_os_softirq_raise(struct cxmq_os_softirq *s, cxmq_u32 i);
+
+/* ---- high-resolution one-shot timers (null backend irqmode 2); fn runs in hard IRQ context */
+struct cxmq_os_timer;
+struct cxmq_os_timer *cxmq_os_timer_create(void (*fn)(void *arg), void *arg, int node);
+void cxmq_os_timer_destroy(struct cxmq_os_timer *t); /* cancels, waits for a running fn */
+void cxmq_os_timer_start(struct cxmq_os_timer *t, cxmq_u64 nsec);
+
+/* ---- pages (memory-backed storage) ---- */
+#define CXMQ_PAGE_SIZE 4096u
+/* A zeroed page (CXMQ_PAGE_SIZE bytes, page-aligned, directly addressable). may_sleep: 0 for
+ * GFP_NOWAIT, 1 for GFP_NOIO (never recurses into IO). NULL when out of memory. */
+void *cxmq_os_page_alloc(int may_sleep, int node);
+void cxmq_os_page_free(void *page);
+/* Zeroed memory for the IO path: GFP_NOIO when may_sleep, else GFP_NOWAIT; cache-line aligned. */
+void *cxmq_os_zalloc_io(cxmq_size_t size, int may_sleep, int node);
+
 /* ---- bios ---- */
-/* Ends the bio with a status. */
-void cxmq_os_bio_end(void *bio, enum cxmq_status status);
+/* Ends the bio with a status; cookie is what the host passed with it to
+ * cxmq_queue_submit_bio() (IO accounting). */
+void cxmq_os_bio_end(void *bio, enum cxmq_status status, cxmq_u64 cookie);
+/* The Linux shim's cookies: this bit set, the rest bio_start_io_acct()'s start time. */
+#define CXMQ_ACCT_COOKIE (1ull << 63)
+/* Calls fn for each piece of the bio's data in order: `off` is the byte offset from the bio's
+ * start, data/len a directly addressable piece (never crossing a page of the bio). to_bio: fn
+ * writes into the bio (a read). Stops at and returns the first non-zero fn result. */
+int cxmq_os_bio_for_each_piece(void *bio, int to_bio,
+			       int (*fn)(void *ctx, cxmq_u64 off, void *data, cxmq_u32 len),
+			       void *ctx);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,24 @@ using namespace cxmq;
 static Queue &Q(struct cxmq_queue *q) { return *reinterpret_cast<Queue *>(q); }
 static const Queue &Q(const struct cxmq_queue *q) { return *reinterpret_cast<const Queue *>(q); }
 
+namespace {
+// Appends to a bounded buffer; once full, further output is dropped (never overflows).
+struct Out {
+	char *buf;
+	size_t size;
+	size_t len;
+	template <class... A> void put(const char *fmt, A... a)
+	{
+		if (len + 1 >= size)
+			return;
+		int n = cxmq_os_snprintf(buf + len, size - len, fmt, a...);
+		if (n > 0)
+			len = min(len + static_cast<size_t>(n), size - 1);
+	}
+};
+unsigned long long ull(u64 v) { return static_cast<unsigned long long>(v); }
+} // namespace
+
 extern "C" {
 
 void cxmq_config_defaults(struct cxmq_dev_config *cfg)
@@ -50,19 +68,21 @@ int cxmq_config_check(struct cxmq_dev_config *cfg)
 			    cfg->hw_queue_depth, CXMQ_MAX_QUEUE_DEPTH);
 		return -CXMQ_EINVAL;
 	}
-	if (cfg->irqmode != 0) {
+	if (cfg->irqmode > 2) {
 		cxmq_os_log(CXMQ_LOG_ERR,
-			    "cxmq: irqmode=%u is invalid: must be 0 (complete in the submitter's context)\n",
+			    "cxmq: irqmode=%u is invalid: must be 0 (none), 1 (softirq) or 2 (timer)\n",
 			    cfg->irqmode);
+		return -CXMQ_EINVAL;
+	}
+	if (cfg->irqmode == 2 && (cfg->completion_nsec == 0 || cfg->completion_nsec > 10000000000ull)) {
+		cxmq_os_log(CXMQ_LOG_ERR,
+			    "cxmq: completion_nsec=%llu is invalid: must be 1..10000000000 (10 s)\n",
+			    static_cast<unsigned long long>(cfg->completion_nsec));
 		return -CXMQ_EINVAL;
 	}
 	if (cfg->memory_backed > 1) {
 		cxmq_os_log(CXMQ_LOG_ERR, "cxmq: memory_backed=%u is invalid: must be 0 or 1\n",
 			    cfg->memory_backed);
-		return -CXMQ_EINVAL;
-	}
-	if (cfg->memory_backed) {
-		cxmq_os_log(CXMQ_LOG_ERR, "cxmq: memory_backed=1 is not supported yet\n");
 		return -CXMQ_EINVAL;
 	}
 	if (cfg->submit_queues == 0) {
@@ -109,9 +129,9 @@ void cxmq_queue_destroy(struct cxmq_queue *q)
 }
 
 void cxmq_queue_submit_bio(struct cxmq_queue *q, void *bio, enum cxmq_op op, cxmq_u64 sector,
-			   cxmq_u32 nr_sectors, cxmq_u32 flags)
+			   cxmq_u32 nr_sectors, cxmq_u32 flags, cxmq_u64 cookie)
 {
-	Q(q).submit_bio(bio, op, sector, nr_sectors, flags);
+	Q(q).submit_bio(bio, op, sector, nr_sectors, flags, cookie);
 }
 
 void cxmq_queue_freeze(struct cxmq_queue *q)
@@ -127,6 +147,45 @@ void cxmq_queue_unfreeze(struct cxmq_queue *q)
 cxmq_u32 cxmq_queue_nr_hw_queues(const struct cxmq_queue *q)
 {
 	return Q(q).nr_hw_queues();
+}
+
+void cxmq_queue_set_busy_every(struct cxmq_queue *q, cxmq_u32 n)
+{
+	static_cast<NullBackend &>(Q(q).backend()).set_busy_every(n);
+}
+
+
+int cxmq_queue_format_stats(struct cxmq_queue *q, char *buf, cxmq_size_t size)
+{
+	Queue &qu = Q(q);
+	Out o{buf, size, 0};
+	if (size)
+		buf[0] = 0;
+	for (u32 i = 0; i < qu.nr_hw_queues(); i++) {
+		HwQueue &h = qu.hctx(i);
+		o.put("hctx%u: queued=%llu run=%llu direct=%llu busy=%llu tags_busy=%u/%u dispatch=%u",
+		      i, ull(load_relaxed(h.queued)), ull(load_relaxed(h.run)),
+		      ull(load_relaxed(h.direct_issued)), ull(load_relaxed(h.busy_events)),
+		      h.tags.busy(), h.depth(), load_relaxed(h.nr_dispatch));
+		o.put(" dispatched=");
+		for (u32 b = 0; b < kDispatchBuckets; b++)
+			o.put("%s%llu", b ? "," : "", ull(load_relaxed(h.dispatched[b])));
+		o.put(" cpus=");
+		for (u32 c = 0; c < h.nr_ctx; c++)
+			o.put("%s%u", c ? "," : "", h.ctx_cpus[c]);
+		o.put("\n");
+		for (u32 c = 0; c < h.nr_ctx; c++) {
+			SwQueue &x = qu.ctx(h.ctx_cpus[c]);
+			o.put("  cpu%u: dispatched=%llu %llu completed=%llu %llu pending=%u\n", x.cpu,
+			      ull(load_relaxed(x.dispatched[0])), ull(load_relaxed(x.dispatched[1])),
+			      ull(load_relaxed(x.completed[0])), ull(load_relaxed(x.completed[1])),
+			      load_relaxed(x.nr_pending));
+		}
+	}
+	auto &nb = static_cast<NullBackend &>(qu.backend());
+	o.put("backend: busy_answers=%llu pages=%llu\n", ull(nb.busy_answers()),
+	      ull(nb.store() ? nb.store()->nr_pages() : 0));
+	return static_cast<int>(o.len < size ? o.len : (size ? size - 1 : 0));
 }
 
 } // extern "C"

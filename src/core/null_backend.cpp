@@ -3,9 +3,46 @@
 
 namespace cxmq {
 
+namespace {
+// irqmode 2: one timer per request, in the hardware queue's driver_data, indexed by tag.
+struct TimerTable {
+	cxmq_os_timer **timers;
+	u32 nr;
+};
+} // namespace
+
 NullBackend *NullBackend::create(const cxmq_dev_config &cfg)
 {
-	return make<NullBackend>(cfg.home_node, cfg);
+	NullBackend *b = make<NullBackend>(cfg.home_node, cfg);
+	if (b && b->init()) {
+		destroy(b);
+		return nullptr;
+	}
+	return b;
+}
+
+int NullBackend::init()
+{
+	if (cfg_.memory_backed) {
+		store_ = make<MemStore>(cfg_.home_node);
+		if (!store_ || store_->init(cfg_.size_mb << 20, cfg_.home_node))
+			return -CXMQ_ENOMEM;
+	}
+	if (cfg_.irqmode == 1) {
+		nr_lists_ = cxmq_os_nr_cpu_ids();
+		done_lists_ = static_cast<LList *>(cxmq_os_zalloc(sizeof(LList) * nr_lists_, cfg_.home_node));
+		softirq_ = cxmq_os_softirq_create(nr_lists_, softirq_fn, this);
+		if (!done_lists_ || !softirq_)
+			return -CXMQ_ENOMEM;
+	}
+	return 0;
+}
+
+NullBackend::~NullBackend()
+{
+	cxmq_os_softirq_destroy(softirq_);
+	cxmq_os_free(done_lists_);
+	destroy(store_);
 }
 
 void NullBackend::release()
@@ -13,23 +50,124 @@ void NullBackend::release()
 	destroy(this);
 }
 
-int NullBackend::init_hctx(HwQueue &)
+int NullBackend::init_hctx(HwQueue &h)
 {
+	if (cfg_.irqmode != 2)
+		return 0;
+	auto *t = static_cast<TimerTable *>(cxmq_os_zalloc(sizeof(TimerTable), h.node));
+	if (!t)
+		return -CXMQ_ENOMEM;
+	h.driver_data = t;
+	t->timers = static_cast<cxmq_os_timer **>(cxmq_os_zalloc(sizeof(void *) * h.depth(), h.node));
+	if (!t->timers)
+		return -CXMQ_ENOMEM;
+	for (u32 tag = 0; tag < h.depth(); tag++) {
+		t->timers[tag] = cxmq_os_timer_create(timer_fn, h.rq(tag), h.node);
+		if (!t->timers[tag])
+			return -CXMQ_ENOMEM;
+		t->nr = tag + 1;
+	}
 	return 0;
 }
 
-void NullBackend::exit_hctx(HwQueue &)
+void NullBackend::exit_hctx(HwQueue &h)
 {
+	auto *t = static_cast<TimerTable *>(h.driver_data);
+	if (!t)
+		return;
+	for (u32 i = 0; i < t->nr; i++)
+		cxmq_os_timer_destroy(t->timers[i]);
+	cxmq_os_free(t->timers);
+	cxmq_os_free(t);
+	h.driver_data = nullptr;
 }
 
-cxmq_status NullBackend::queue_rq(HwQueue &, Request &rq, bool)
+namespace {
+struct Transfer {
+	MemStore *store;
+	u64 base;      // byte offset of the bio on the device
+	bool may_sleep;
+};
+int write_piece(void *ctx, u64 off, void *data, u32 len)
+{
+	auto *t = static_cast<Transfer *>(ctx);
+	return t->store->write(t->base + off, data, len, t->may_sleep);
+}
+int read_piece(void *ctx, u64 off, void *data, u32 len)
+{
+	auto *t = static_cast<Transfer *>(ctx);
+	t->store->read(t->base + off, data, len);
+	return 0;
+}
+} // namespace
+
+cxmq_status NullBackend::transfer(Request &rq)
+{
+	Transfer t{store_, rq.sector << 9, !(rq.flags & CXMQ_BIO_NOWAIT)};
+	switch (rq.op) {
+	case CXMQ_OP_READ:
+		cxmq_os_bio_for_each_piece(rq.bio, 1, read_piece, &t);
+		return CXMQ_STS_OK;
+	case CXMQ_OP_WRITE:
+		return cxmq_os_bio_for_each_piece(rq.bio, 0, write_piece, &t) ? CXMQ_STS_IOERR
+									      : CXMQ_STS_OK;
+	case CXMQ_OP_DISCARD:
+	case CXMQ_OP_WRITE_ZEROES:
+		store_->discard(t.base, u64(rq.nr_sectors) << 9);
+		return CXMQ_STS_OK;
+	default: // FLUSH: memory is always durable here
+		return CXMQ_STS_OK;
+	}
+}
+
+cxmq_status NullBackend::queue_rq(HwQueue &h, Request &rq, bool)
 {
 	u32 every = load_relaxed(busy_every_);
-	if (cxmq_unlikely(every) && add_relaxed(busy_counter_, 1u) % every == 0)
+	if (cxmq_unlikely(every) && add_relaxed(busy_counter_, 1u) % every == 0) {
+		add_relaxed(busy_answers_, u64(1));
 		return CXMQ_STS_RESOURCE;
-	// irqmode 0: complete in the submitter's context.
-	queue_->end_request(rq, CXMQ_STS_OK);
+	}
+	cxmq_status st = store_ ? transfer(rq) : CXMQ_STS_OK;
+	switch (cfg_.irqmode) {
+	case 1: {
+		// Completed from a softirq: queue it on this CPU's list and raise that list's
+		// context (if we migrated meanwhile, the raise still names the right list).
+		rq.backend_status = st; // travels with the request to its completion
+		u32 cpu = cxmq_os_this_cpu();
+		done_lists_[cpu].push(&rq.llnode);
+		cxmq_os_softirq_raise(softirq_, cpu);
+		break;
+	}
+	case 2: {
+		rq.backend_status = st;
+		auto *t = static_cast<TimerTable *>(h.driver_data);
+		cxmq_os_timer_start(t->timers[rq.tag], cfg_.completion_nsec);
+		break;
+	}
+	default:
+		queue_->end_request(rq, st);
+		break;
+	}
 	return CXMQ_STS_OK;
+}
+
+void NullBackend::softirq_fn(void *arg, u32 i)
+{
+	auto *self = static_cast<NullBackend *>(arg);
+	LListNode *n = self->done_lists_[i].take_all_fifo();
+	while (n) {
+		LListNode *next = n->next;
+		Request *rq = Request::from_llnode(n);
+		self->queue_->end_request(*rq, static_cast<cxmq_status>(rq->backend_status));
+		n = next;
+	}
+}
+
+void NullBackend::timer_fn(void *arg)
+{
+	auto *rq = static_cast<Request *>(arg);
+	NullBackend *self = static_cast<NullBackend *>(rq->hctx->backend);
+	self->queue_->end_request(*rq, static_cast<cxmq_status>(rq->backend_status));
 }
 
 } // namespace cxmq

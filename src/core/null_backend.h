@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
-// The null backend, after null_blk: no data (or, later, data kept in memory), completion in the
-// submitter's context, from a softirq, or from a timer.
+// The null backend, after null_blk: no data or data kept in memory (memory_backed), completion
+// in the submitter's context (irqmode 0), from a softirq (1) or from a timer after
+// completion_nsec (2).
 #pragma once
 
+#include "mem_store.h"
 #include "queue.h"
 
 namespace cxmq {
@@ -20,14 +22,29 @@ public:
 
 	// Test hook: refuse every n-th request with CXMQ_STS_RESOURCE (0: never).
 	void set_busy_every(u32 n) { store_relaxed(busy_every_, n); }
+	u64 busy_answers() const { return load_relaxed(busy_answers_); }
+	const MemStore *store() const { return store_; }
 
 	explicit NullBackend(const cxmq_dev_config &cfg) : cfg_(cfg) {}
+	~NullBackend();
 
 private:
+	int init();
+	cxmq_status transfer(Request &rq);
+	void complete(Request &rq, cxmq_status st);
+	static void softirq_fn(void *arg, u32 i);
+	static void timer_fn(void *arg);
+
 	cxmq_dev_config cfg_;
 	Queue *queue_ = nullptr;
+	MemStore *store_ = nullptr;
+	// irqmode 1: per-CPU completion lists drained by per-CPU softirq contexts
+	LList *done_lists_ = nullptr;
+	u32 nr_lists_ = 0;
+	cxmq_os_softirq *softirq_ = nullptr;
 	u32 busy_every_ = 0;
 	u32 busy_counter_ = 0;
+	u64 busy_answers_ = 0;
 };
 
 } // namespace cxmq

@@ -269,12 +269,13 @@ void Queue::unfreeze()
 
 // ---- submission ----
 
-void Queue::submit_bio(void *bio, cxmq_op op, u64 sector, u32 nr_sectors, u32 flags)
+void Queue::submit_bio(void *bio, cxmq_op op, u64 sector, u32 nr_sectors, u32 flags,
+		       u64 cookie)
 {
 	const bool nowait = flags & CXMQ_BIO_NOWAIT;
 	bool dying;
 	if (cxmq_unlikely(!enter(nowait, &dying))) {
-		cxmq_os_bio_end(bio, dying ? CXMQ_STS_IOERR : CXMQ_STS_AGAIN);
+		cxmq_os_bio_end(bio, dying ? CXMQ_STS_IOERR : CXMQ_STS_AGAIN, cookie);
 		return;
 	}
 	const u32 cpu = cxmq_os_this_cpu();
@@ -283,13 +284,14 @@ void Queue::submit_bio(void *bio, cxmq_op op, u64 sector, u32 nr_sectors, u32 fl
 	if (cxmq_unlikely(tag == TagMap::kNoTag)) {
 		if (nowait) {
 			exit();
-			cxmq_os_bio_end(bio, CXMQ_STS_AGAIN);
+			cxmq_os_bio_end(bio, CXMQ_STS_AGAIN, cookie);
 			return;
 		}
 		tag = static_cast<s32>(h.tags.get_wait(cpu));
 	}
 	Request &rq = *h.rq(static_cast<u32>(tag));
 	rq.bio = bio;
+	rq.cookie = cookie;
 	rq.sector = sector;
 	rq.nr_sectors = nr_sectors;
 	rq.flags = flags;
@@ -432,10 +434,11 @@ void Queue::end_request(Request &rq, cxmq_status status)
 {
 	HwQueue &h = *rq.hctx;
 	void *bio = rq.bio;
+	const u64 cookie = rq.cookie;
 	add_relaxed(ctx(rq.ctx_cpu).completed[rq.is_write()], u64(1));
 	rq.bio = nullptr;
 	h.tags.put(rq.tag, cxmq_os_this_cpu());
-	cxmq_os_bio_end(bio, status);
+	cxmq_os_bio_end(bio, status, cookie);
 	if (load_relaxed(h.state) & HwQueue::kRestart) {
 		fetch_and(h.state, ~HwQueue::kRestart);
 		run_hw_queue_async(h, 0);

@@ -77,7 +77,8 @@ public:
 	void set_live();
 	// Refuses new IO and waits for IO in flight; the queue is then only fit for destroy().
 	void shutdown();
-	void submit_bio(void *bio, cxmq_op op, u64 sector, u32 nr_sectors, u32 flags);
+	void submit_bio(void *bio, cxmq_op op, u64 sector, u32 nr_sectors, u32 flags,
+			u64 cookie = 0);
 	// Completes a request the backend owns: ends its bio, frees its tag.
 	void end_request(Request &rq, cxmq_status status);
 	// Runs a hardware queue now, in the caller's context.

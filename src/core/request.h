@@ -12,6 +12,7 @@ struct HwQueue;
 struct Request {
 	ListNode node;       // on a software queue's rq_list or a hardware queue's dispatch list
 	void *bio;           // the host's bio (opaque)
+	u64 cookie;          // the host's, handed back when the bio ends
 	u64 sector;
 	u32 nr_sectors;
 	u32 tag;
@@ -19,8 +20,9 @@ struct Request {
 	u16 op;              // cxmq_op
 	u16 ctx_cpu;         // software queue it was submitted on (completion accounting)
 	HwQueue *hctx;
-	u64 start_ns;        // backend use (timer completion)
+	u32 backend_status;  // backend use: the status a deferred completion ends with
 	ListNode backend_node; // backend use (completion lists)
+	LListNode llnode;      // backend use (lock-free completion lists)
 
 	// The backend's payload, sized by Backend::pdu_size() and cache-line aligned.
 	void *pdu() { return reinterpret_cast<char *>(this) + pdu_offset(); }
@@ -30,6 +32,7 @@ struct Request {
 		return reinterpret_cast<Request *>(static_cast<char *>(pdu) - pdu_offset());
 	}
 	static Request *from_node(ListNode *n) { return CXMQ_CONTAINER_OF(n, Request, node); }
+	static Request *from_llnode(LListNode *n) { return CXMQ_CONTAINER_OF(n, Request, llnode); }
 	bool is_write() const { return op == CXMQ_OP_WRITE; }
 };
 

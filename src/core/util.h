@@ -175,6 +175,41 @@ private:
 	ListNode head_;
 };
 
+// ---- lock-free singly-linked stack (many producers, one consumer taking everything) ----
+struct LListNode {
+	LListNode *next = nullptr;
+};
+
+class LList {
+public:
+	void push(LListNode *n)
+	{
+		LListNode *head = load_relaxed(head_);
+		do {
+			n->next = head;
+		} while (!__atomic_compare_exchange_n(&head_, &head, n, true, __ATOMIC_RELEASE,
+						      __ATOMIC_RELAXED));
+	}
+	// Takes every node, oldest first.
+	LListNode *take_all_fifo()
+	{
+		LListNode *n = __atomic_exchange_n(&head_, static_cast<LListNode *>(nullptr),
+						   __ATOMIC_ACQUIRE);
+		LListNode *fifo = nullptr;
+		while (n) {
+			LListNode *next = n->next;
+			n->next = fifo;
+			fifo = n;
+			n = next;
+		}
+		return fifo;
+	}
+	bool empty() const { return load_relaxed(head_) == nullptr; }
+
+private:
+	LListNode *head_ = nullptr;
+};
+
 // ---- locks ----
 class SpinLock {
 public:

@@ -5,6 +5,8 @@
  */
 #include <linux/bio.h>
 #include <linux/blkdev.h>
+#include <linux/debugfs.h>
+#include <linux/fs.h>
 #include <linux/init.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
@@ -34,7 +36,19 @@ MODULE_PARM_DESC(hw_queue_depth, "Tags per hardware queue (1..4096, default 64)"
 
 static unsigned int g_irqmode;
 module_param_named(irqmode, g_irqmode, uint, 0444);
-MODULE_PARM_DESC(irqmode, "Completion: 0 in the submitter's context (default)");
+MODULE_PARM_DESC(irqmode, "Completion: 0 in the submitter's context (default), 1 softirq, 2 timer");
+
+static unsigned long g_completion_nsec = 10000;
+module_param_named(completion_nsec, g_completion_nsec, ulong, 0444);
+MODULE_PARM_DESC(completion_nsec, "irqmode=2: completion delay in ns (1..10000000000, default 10000)");
+
+static unsigned int g_memory_backed;
+module_param_named(memory_backed, g_memory_backed, uint, 0444);
+MODULE_PARM_DESC(memory_backed, "Keep data in memory: 0 no (default), 1 yes (pages allocated on first write)");
+
+static unsigned int g_busy_every;
+module_param_named(busy_every, g_busy_every, uint, 0644);
+MODULE_PARM_DESC(busy_every, "Test hook: the backend answers busy to every n-th request (0: never)");
 
 static int g_home_node = NUMA_NO_NODE;
 module_param_named(home_node, g_home_node, int, 0444);
@@ -48,9 +62,11 @@ struct cxmq_dev {
 	struct cxmq_dev_config cfg;
 	struct cxmq_queue *q;
 	struct gendisk *disk;
+	struct dentry *debugfs;
 };
 
 static int cxmq_major;
+static struct dentry *cxmq_debugfs_root;
 /*
  * Disks whose gendisk has not been released yet. The release can come after del_gendisk and
  * put_disk (late openers, CONFIG_DEBUG_KOBJECT_RELEASE) and reads our block_device_operations,
@@ -67,6 +83,7 @@ static void cxmq_submit_bio(struct bio *bio)
 	struct cxmq_dev *dev = bio->bi_bdev->bd_disk->private_data;
 	enum cxmq_op op;
 	u32 flags = 0;
+	u64 cookie = 0;
 
 	bio = bio_split_to_limits(bio);
 	if (!bio)
@@ -98,7 +115,10 @@ static void cxmq_submit_bio(struct bio *bio)
 		flags |= CXMQ_BIO_FUA;
 	if (bio->bi_opf & REQ_PREFLUSH)
 		flags |= CXMQ_BIO_PREFLUSH;
-	cxmq_queue_submit_bio(dev->q, bio, op, bio->bi_iter.bi_sector, bio_sectors(bio), flags);
+	if (blk_queue_io_stat(dev->disk->queue))
+		cookie = CXMQ_ACCT_COOKIE | bio_start_io_acct(bio);
+	cxmq_queue_submit_bio(dev->q, bio, op, bio->bi_iter.bi_sector, bio_sectors(bio), flags,
+			      cookie);
 }
 
 static void cxmq_free_disk(struct gendisk *disk)
@@ -111,6 +131,31 @@ static const struct block_device_operations cxmq_fops = {
 	.owner = THIS_MODULE,
 	.submit_bio = cxmq_submit_bio,
 	.free_disk = cxmq_free_disk,
+};
+
+/* /sys/kernel/debug/cxmq/cxmqN/stats: the queue's counters, one page at most. */
+static ssize_t cxmq_stats_read(struct file *file, char __user *ubuf, size_t count, loff_t *ppos)
+{
+	struct cxmq_dev *dev = file->private_data;
+	char *buf;
+	ssize_t ret;
+	int len;
+
+	buf = kmalloc(PAGE_SIZE, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	cxmq_queue_set_busy_every(dev->q, READ_ONCE(g_busy_every));
+	len = cxmq_queue_format_stats(dev->q, buf, PAGE_SIZE);
+	ret = simple_read_from_buffer(ubuf, count, ppos, buf, len);
+	kfree(buf);
+	return ret;
+}
+
+static const struct file_operations cxmq_stats_fops = {
+	.owner = THIS_MODULE,
+	.open = simple_open,
+	.read = cxmq_stats_read,
+	.llseek = default_llseek,
 };
 
 static void cxmq_dev_free(struct cxmq_dev *dev)
@@ -140,6 +185,7 @@ static int cxmq_dev_add(const struct cxmq_dev_config *cfg)
 	dev->q = cxmq_queue_create(cfg, &ret);
 	if (!dev->q)
 		goto out_free;
+	cxmq_queue_set_busy_every(dev->q, g_busy_every);
 
 	disk = blk_alloc_disk(cfg->home_node);
 	if (!disk) {
@@ -161,12 +207,23 @@ static int cxmq_dev_add(const struct cxmq_dev_config *cfg)
 	blk_queue_flag_clear(QUEUE_FLAG_ADD_RANDOM, disk->queue);
 	/* Submission never sleeps under REQ_NOWAIT: the core fails such bios with AGAIN. */
 	blk_queue_flag_set(QUEUE_FLAG_NOWAIT, disk->queue);
+	/* /proc/diskstats: each bio is accounted (bio_start_io_acct/bio_end_io_acct) */
+	blk_queue_flag_set(QUEUE_FLAG_IO_STAT, disk->queue);
+	if (cfg->memory_backed) {
+		blk_queue_max_discard_sectors(disk->queue, UINT_MAX >> SECTOR_SHIFT);
+		blk_queue_max_write_zeroes_sectors(disk->queue, UINT_MAX >> SECTOR_SHIFT);
+		disk->queue->limits.discard_granularity = CXMQ_PAGE_SIZE;
+	}
 
 	ret = add_disk(disk);
 	if (ret)
 		goto out_put_disk;
 	atomic_inc(&cxmq_disks_alive); /* ->free_disk is called only for added disks */
 	cxmq_queue_set_live(dev->q);
+	if (cxmq_debugfs_root) {
+		dev->debugfs = debugfs_create_dir(disk->disk_name, cxmq_debugfs_root);
+		debugfs_create_file("stats", 0444, dev->debugfs, dev, &cxmq_stats_fops);
+	}
 
 	mutex_lock(&cxmq_devices_lock);
 	list_add_tail(&dev->list, &cxmq_devices);
@@ -182,6 +239,7 @@ out_free:
 
 static void cxmq_dev_del(struct cxmq_dev *dev)
 {
+	debugfs_remove_recursive(dev->debugfs);
 	/* No new bios after del_gendisk; the queue then drains what is in flight. */
 	del_gendisk(dev->disk);
 	cxmq_queue_destroy(dev->q);
@@ -225,6 +283,8 @@ static int cxmq_params_to_config(struct cxmq_dev_config *cfg)
 	cfg->submit_queues = g_submit_queues;
 	cfg->hw_queue_depth = g_hw_queue_depth;
 	cfg->irqmode = g_irqmode;
+	cfg->completion_nsec = g_completion_nsec;
+	cfg->memory_backed = g_memory_backed;
 	cfg->home_node = g_home_node;
 	return cxmq_config_check(cfg);
 }
@@ -243,12 +303,16 @@ static int __init cxmq_init(void)
 	cxmq_major = register_blkdev(0, "cxmq");
 	if (cxmq_major < 0)
 		return cxmq_major;
+	cxmq_debugfs_root = debugfs_create_dir("cxmq", NULL);
+	if (IS_ERR(cxmq_debugfs_root))
+		cxmq_debugfs_root = NULL;
 	for (i = 0; i < g_nr_devices; i++) {
 		ret = cxmq_dev_add(&cfg);
 		if (ret) {
 			pr_err("cxmq: creating device %u failed: %d\n", i, ret);
 			cxmq_del_all();
 			wait_event(cxmq_disks_wq, atomic_read(&cxmq_disks_alive) == 0);
+			debugfs_remove_recursive(cxmq_debugfs_root);
 			unregister_blkdev(cxmq_major, "cxmq");
 			return ret;
 		}
@@ -262,6 +326,7 @@ static void __exit cxmq_exit(void)
 {
 	cxmq_del_all();
 	wait_event(cxmq_disks_wq, atomic_read(&cxmq_disks_alive) == 0);
+	debugfs_remove_recursive(cxmq_debugfs_root);
 	unregister_blkdev(cxmq_major, "cxmq");
 	ida_destroy(&cxmq_index_ida);
 }

@@ -7,6 +7,10 @@
 #include <linux/blkdev.h>
 #include <linux/cpumask.h>
 #include <linux/delay.h>
+#include <linux/gfp.h>
+#include <linux/highmem.h>
+#include <linux/hrtimer.h>
+#include <linux/interrupt.h>
 #include <linux/mm.h>
 #include <linux/mutex.h>
 #include <linux/percpu-refcount.h>
@@ -384,12 +388,155 @@ static const blk_status_t cxmq_status_to_blk[] = {
 	[CXMQ_STS_NOSPC] = BLK_STS_NOSPC,
 };
 
-void cxmq_os_bio_end(void *p, enum cxmq_status status)
+void cxmq_os_bio_end(void *p, enum cxmq_status status, cxmq_u64 cookie)
 {
 	struct bio *bio = p;
+
+	if (cookie & CXMQ_ACCT_COOKIE)
+		bio_end_io_acct(bio, (unsigned long)(cookie & ~CXMQ_ACCT_COOKIE));
 
 	if (WARN_ON_ONCE((unsigned int)status >= ARRAY_SIZE(cxmq_status_to_blk)))
 		status = CXMQ_STS_IOERR;
 	bio->bi_status = cxmq_status_to_blk[status];
 	bio_endio(bio);
+}
+
+void *cxmq_os_zalloc_io(cxmq_size_t size, int may_sleep, int node)
+{
+	gfp_t gfp = (may_sleep ? GFP_NOIO : GFP_NOWAIT) | __GFP_NOWARN;
+
+	return kzalloc_node(cxmq_alloc_size(size), gfp, node);
+}
+
+void *cxmq_os_page_alloc(int may_sleep, int node)
+{
+	gfp_t gfp = (may_sleep ? GFP_NOIO : GFP_NOWAIT) | __GFP_ZERO | __GFP_NOWARN;
+	struct page *page = alloc_pages_node(node, gfp, 0);
+
+	return page ? page_address(page) : NULL;
+}
+
+void cxmq_os_page_free(void *page)
+{
+	if (page)
+		free_page((unsigned long)page);
+}
+
+int cxmq_os_bio_for_each_piece(void *p, int to_bio,
+			       int (*fn)(void *ctx, cxmq_u64 off, void *data, cxmq_u32 len),
+			       void *ctx)
+{
+	struct bio *bio = p;
+	struct bio_vec bv;
+	struct bvec_iter iter;
+	u64 off = 0;
+	int ret;
+
+	bio_for_each_segment(bv, bio, iter) {
+		void *kaddr = kmap_local_page(bv.bv_page);
+
+		ret = fn(ctx, off, kaddr + bv.bv_offset, bv.bv_len);
+		if (to_bio)
+			flush_dcache_page(bv.bv_page);
+		kunmap_local(kaddr);
+		if (ret)
+			return ret;
+		off += bv.bv_len;
+	}
+	return 0;
+}
+
+struct cxmq_os_softirq_ctx {
+	struct tasklet_struct tasklet;
+	struct cxmq_os_softirq *owner;
+	u32 index;
+};
+
+struct cxmq_os_softirq {
+	void (*fn)(void *arg, cxmq_u32 i);
+	void *arg;
+	u32 nr;
+	struct cxmq_os_softirq_ctx ctx[];
+};
+
+static void cxmq_softirq_fn(struct tasklet_struct *t)
+{
+	struct cxmq_os_softirq_ctx *c = container_of(t, struct cxmq_os_softirq_ctx, tasklet);
+
+	c->owner->fn(c->owner->arg, c->index);
+}
+
+struct cxmq_os_softirq *cxmq_os_softirq_create(cxmq_u32 nr, void (*fn)(void *arg, cxmq_u32 i),
+					       void *arg)
+{
+	struct cxmq_os_softirq *s = kvzalloc(struct_size(s, ctx, nr), GFP_KERNEL);
+	u32 i;
+
+	if (!s)
+		return NULL;
+	s->fn = fn;
+	s->arg = arg;
+	s->nr = nr;
+	for (i = 0; i < nr; i++) {
+		s->ctx[i].owner = s;
+		s->ctx[i].index = i;
+		tasklet_setup(&s->ctx[i].tasklet, cxmq_softirq_fn);
+	}
+	return s;
+}
+
+void cxmq_os_softirq_destroy(struct cxmq_os_softirq *s)
+{
+	u32 i;
+
+	if (!s)
+		return;
+	for (i = 0; i < s->nr; i++)
+		tasklet_kill(&s->ctx[i].tasklet);
+	kvfree(s);
+}
+
+void cxmq_os_softirq_raise(struct cxmq_os_softirq *s, cxmq_u32 i)
+{
+	tasklet_schedule(&s->ctx[i].tasklet);
+}
+
+struct cxmq_os_timer {
+	struct hrtimer timer;
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+static enum hrtimer_restart cxmq_timer_fn(struct hrtimer *h)
+{
+	struct cxmq_os_timer *t = container_of(h, struct cxmq_os_timer, timer);
+
+	t->fn(t->arg);
+	return HRTIMER_NORESTART;
+}
+
+struct cxmq_os_timer *cxmq_os_timer_create(void (*fn)(void *arg), void *arg, int node)
+{
+	struct cxmq_os_timer *t = kzalloc_node(sizeof(*t), GFP_KERNEL, node);
+
+	if (!t)
+		return NULL;
+	hrtimer_init(&t->timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL);
+	t->timer.function = cxmq_timer_fn;
+	t->fn = fn;
+	t->arg = arg;
+	return t;
+}
+
+void cxmq_os_timer_destroy(struct cxmq_os_timer *t)
+{
+	if (!t)
+		return;
+	hrtimer_cancel(&t->timer);
+	kfree(t);
+}
+
+void cxmq_os_timer_start(struct cxmq_os_timer *t, cxmq_u64 nsec)
+{
+	hrtimer_start(&t->timer, ns_to_ktime(nsec), HRTIMER_MODE_REL);
 }

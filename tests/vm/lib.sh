@@ -51,7 +51,8 @@ fio_ok() {
 	fi
 	if python3 - "$out" <<'PY'
 import json, sys
-d = json.load(open(sys.argv[1]))
+text = open(sys.argv[1]).read()
+d = json.loads(text[text.index("{"):])  # fio may print notes before the JSON
 bad = [j for j in d["jobs"] if j["error"] != 0 or (j["read"]["total_ios"] + j["write"]["total_ios"]) == 0]
 for j in d["jobs"]:
     r, w = j["read"], j["write"]
