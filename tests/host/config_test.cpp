@@ -110,13 +110,30 @@ TEST_F(Config, RefusesIrqmode3)
 	expect_refused(cfg, "irqmode=");
 }
 
-TEST_F(Config, RefusesMemoryBacked)
+TEST_F(Config, MemoryBackedIsZeroOrOne)
 {
 	cxmq_dev_config cfg = defaults();
 	cfg.memory_backed = 2;
 	expect_refused(cfg, "memory_backed=2");
-	cfg.memory_backed = 1; // not implemented yet: refused, not ignored
-	expect_refused(cfg, "memory_backed=1");
+	cfg.memory_backed = 1;
+	expect_accepted(cfg, "memory_backed=1");
+}
+
+TEST_F(Config, IrqmodesAndCompletionNsec)
+{
+	cxmq_dev_config cfg = defaults();
+	cfg.irqmode = 1;
+	expect_accepted(cfg, "irqmode=1");
+	cfg.irqmode = 2;
+	expect_accepted(cfg, "irqmode=2");
+	cfg.completion_nsec = 10000000000ull; // 10 s
+	expect_accepted(cfg, "completion_nsec=10 s");
+	cfg.completion_nsec = 10000000001ull;
+	expect_refused(cfg, "completion_nsec=10000000001");
+	cfg.completion_nsec = 0;
+	expect_refused(cfg, "completion_nsec=0");
+	cfg.irqmode = 1; // only irqmode 2 uses it
+	expect_accepted(cfg, "irqmode=1 completion_nsec=0");
 }
 
 TEST_F(Config, RefusesZeroSubmitQueues)

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 // The test-side controls of the user-space host (os_user.cpp): the CPU topology the core sees,
-// the "current CPU" of a thread, captured logs and warnings, fake bios, deferred-work control,
-// allocation failure injection, use-after-destroy detection and a few hooks that let a test
-// stop a thread at a precise point of a race.
+// the "current CPU" of a thread, captured logs and warnings, fake bios (with optional data),
+// deferred-work, softirq and timer control, allocation failure injection, use-after-destroy
+// detection and a few hooks that let a test stop a thread at a precise point of a race.
 #pragma once
 
 #include <atomic>
@@ -30,6 +30,14 @@ const Topology &topology();
 // The CPU cxmq_os_this_cpu() reports in the calling thread (thread-local, default 0).
 void set_this_cpu(uint32_t cpu);
 
+// ---- execution contexts ----
+// What the calling thread emulates now: process context, or a softirq / timer callback (both
+// atomic: a call that may sleep is reported there).
+enum Context : int { kProcess = 0, kSoftirq = 1, kHardirq = 2 };
+int current_context();
+// Monotonic time in nanoseconds (steady clock), as the host's bios record their end.
+int64_t now_ns();
+
 // ---- logs and warnings ----
 struct LogLine {
 	int level;
@@ -52,6 +60,24 @@ struct FakeBio {
 	std::atomic<int> ends{0};
 	std::atomic<int> status{-1};
 	std::atomic<uint64_t> end_seq{0}; // global order of the end, from 1
+	// What cxmq_os_bio_end was given and where it ran (set before `ends` counts the end).
+	std::atomic<uint64_t> cookie{0};
+	std::atomic<uint32_t> end_cpu{~0u};
+	std::atomic<int> end_context{-1}; // a Context
+	std::atomic<int64_t> end_ns{0};    // now_ns() at the end
+	// Set by the submitter: cxmq_os_bio_end then reports any other cookie.
+	bool check_cookie = false;
+	uint64_t expect_cookie = 0;
+
+	// Data, optional: `len` bytes at `data` (the test's buffer). cxmq_os_bio_for_each_piece
+	// hands them out in order, in pieces that never cross a multiple of `page` in the address
+	// (as a bio's segments never cross a page), each further capped by the next entry of
+	// piece_lens when it is not empty (cycled: irregular pieces).
+	void *data = nullptr;
+	uint32_t len = 0;
+	uint32_t page = 4096; // a power of two
+	std::vector<uint32_t> piece_lens;
+	std::atomic<int> walks{0}; // cxmq_os_bio_for_each_piece calls
 };
 uint64_t bio_ends(); // every cxmq_os_bio_end call so far (all tests)
 
@@ -68,6 +94,29 @@ unsigned pending_works();
 bool works_idle();
 uint64_t work_runs(); // callbacks run so far (all tests)
 
+// ---- softirq contexts (cxmq_os_softirq_*, tasklets in the kernel) ----
+// Automatic mode: each context has a thread, started on its first raise, that runs the callback
+// in softirq context on the CPU that raised it. Manual mode: raised contexts never run by
+// themselves; run_pending_softirqs() runs each pending context once, in the calling thread (in
+// softirq context). A raise during a run leaves the context pending again, as the kernel's.
+void set_softirq_manual(bool manual);
+unsigned run_pending_softirqs(); // how many ran
+unsigned pending_softirqs();     // contexts raised and not run yet
+bool softirqs_idle();            // nothing pending or running (all softirq objects)
+uint64_t softirq_runs();         // callbacks run so far (all tests)
+
+// ---- one-shot timers (cxmq_os_timer_*, hrtimers in the kernel) ----
+// Automatic mode: a timer fires (its callback runs in hard-IRQ context) on a per-CPU timer
+// thread once its delay has passed, on the CPU that started it (or where it runs, when started
+// from its own callback). Manual mode: timers never fire by themselves; run_pending_timers()
+// fires those started before the call, earliest expiry first, in the calling thread (all of
+// them, or only those already due).
+void set_timer_manual(bool manual);
+unsigned run_pending_timers(bool only_due = false); // how many fired
+unsigned pending_timers();  // started and not fired yet
+bool timers_idle();         // nothing pending or firing
+uint64_t timer_runs();      // callbacks run so far (all tests)
+
 // ---- sleeping ----
 // Threads sleeping now in cxmq_os_wait_exclusive / cxmq_os_wait_event (all wait queues).
 int sleepers();
@@ -80,7 +129,8 @@ void emulate_shim_wake_pass_on(bool on);
 long live_allocs();
 long live_objects();
 // Makes the n-th allocation from now (0: the next one) fail; -1: none. Any OS object creation
-// and cxmq_os_zalloc / cxmq_os_zalloc_nowait count as allocations.
+// (softirq and timer objects too), cxmq_os_zalloc / _nowait / _io and cxmq_os_page_alloc count
+// as allocations. Pages count in live_allocs() too.
 void fail_allocation_at(long n);
 long allocations(); // allocation attempts so far (all tests)
 // Quarantine: freed memory and destroyed objects are kept (objects marked dead) until
@@ -102,6 +152,11 @@ struct Hooks {
 	std::function<void(cxmq_os_waitq *)> after_wake;
 	// In a work item's thread (or manual runner), just before its callback runs.
 	std::function<void(cxmq_os_work *)> before_work;
+	// In cxmq_os_work_schedule, in the scheduling thread, once the work is scheduled.
+	std::function<void(cxmq_os_work *, uint32_t delay_us)> after_work_schedule;
+	// In a softirq context / timer callback (thread or manual runner), just before it runs.
+	std::function<void(cxmq_os_softirq *, uint32_t)> before_softirq;
+	std::function<void(cxmq_os_timer *)> before_timer;
 };
 void set_hooks(const Hooks &h);
 void clear_hooks();
@@ -109,7 +164,8 @@ void clear_hooks();
 // ThreadSanitizer reports so far (0 in other builds); every test's TearDown checks it.
 unsigned tsan_reports();
 
-// Puts the host back to its defaults (4 CPUs, automatic work, no hooks, ...) for a new test.
+// Puts the host back to its defaults (4 CPUs, automatic work, softirqs and timers, no hooks,
+// ...) for a new test; stops the timer threads (started again on demand).
 void reset();
 
 // ---- helpers ----

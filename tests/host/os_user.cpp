@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 // A user-space implementation of include/cxmq/os.h for the host tests: pthreads and the C++
 // standard library, with the semantics of the kernel shim (src/shim/os_linux.c) and a few of the
-// kernel's debugging checks (sleeping while holding a spinlock, unbalanced unlocks, a wait queue
-// destroyed with waiters, percpu_ref misuse, a bio ended twice), which fail the running test.
+// kernel's debugging checks (sleeping while holding a spinlock or in a softirq or timer callback,
+// unbalanced unlocks, a wait queue destroyed with waiters, percpu_ref misuse, a bio ended twice,
+// a write walk scribbling on its bio's data), which fail the running test.
 // The controls tests use are in host.h.
 #include "host.h"
 
@@ -19,6 +20,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include <gtest/gtest.h>
 
@@ -64,8 +66,9 @@ inline void full_fence() { g_fence_word.fetch_add(1, std::memory_order_seq_cst);
 inline void full_fence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 #endif
 
-// ---- atomic context (spinlocks held by this thread) ----
+// ---- atomic context (spinlocks held by this thread, or a softirq / timer callback) ----
 thread_local int t_atomic = 0;
+thread_local int t_context = kProcess;
 
 void might_sleep(const char *what)
 {
@@ -240,9 +243,40 @@ std::atomic<uint64_t> g_work_runs{0};
 std::mutex g_works_m; // held while running work in manual mode
 std::set<cxmq_os_work *> g_works;
 
+// ---- softirqs and timers ----
+std::atomic<bool> g_softirq_manual{false};
+std::atomic<uint64_t> g_softirq_runs{0};
+std::mutex g_softirqs_m; // held while running softirqs in manual mode
+std::set<cxmq_os_softirq *> g_softirqs;
+std::atomic<bool> g_timer_manual{false};
+std::atomic<uint64_t> g_timer_runs{0};
+
 #ifdef __SANITIZE_THREAD__
 std::atomic<unsigned> g_tsan_reports{0};
 #endif
+
+// Runs a softirq or timer callback as the kernel would: on `cpu`, in an atomic context.
+class InContext {
+public:
+	InContext(int ctx, uint32_t cpu) : ctx_(t_context), cpu_(t_cpu)
+	{
+		t_context = ctx;
+		t_cpu = cpu;
+		t_atomic++;
+	}
+	~InContext()
+	{
+		t_atomic--;
+		t_context = ctx_;
+		t_cpu = cpu_;
+	}
+	InContext(const InContext &) = delete;
+	InContext &operator=(const InContext &) = delete;
+
+private:
+	int ctx_;
+	uint32_t cpu_;
+};
 
 } // namespace
 } // namespace host
@@ -858,22 +892,428 @@ void cxmq_os_work_destroy(struct cxmq_os_work *w)
 void cxmq_os_work_schedule(struct cxmq_os_work *w, cxmq_u32 delay_us, cxmq_u32 cpu)
 {
 	check_obj(&w->hdr, kWorkMagic, "work item", "cxmq_os_work_schedule");
-	std::lock_guard<std::mutex> g(w->m);
-	if (w->canceling || w->stop)
-		return;
-	w->pending = true;
-	w->due = Clock::now() + std::chrono::microseconds(delay_us);
-	w->cpu = cpu;
-	if (!w->started && !g_work_manual.load()) {
-		w->started = true;
-		w->thread = std::thread(work_thread, w);
+	{
+		std::lock_guard<std::mutex> g(w->m);
+		if (w->canceling || w->stop)
+			return;
+		w->pending = true;
+		w->due = Clock::now() + std::chrono::microseconds(delay_us);
+		w->cpu = cpu;
+		if (!w->started && !g_work_manual.load()) {
+			w->started = true;
+			w->thread = std::thread(work_thread, w);
+		}
+		w->cv.notify_all();
 	}
-	w->cv.notify_all();
+	Hooks h = hooks();
+	if (h.after_work_schedule)
+		h.after_work_schedule(w, delay_us);
+}
+
+// ---- softirq contexts: tasklets, one thread per context, started on its first raise ----
+// A raise marks the context pending (raises before it runs merge into one run) and records the
+// CPU it runs on; a run clears pending first, so a raise during it makes it run again. A context
+// never runs twice at once. destroy waits, as tasklet_kill, for a pending run to happen (in the
+// destroying thread when nothing else would run it) and for a running one to finish.
+
+namespace {
+constexpr uint32_t kSoftirqMagic = 0x736f6674;
+struct SoftCtx {
+	std::mutex m;
+	std::condition_variable cv;
+	bool pending = false; // under m, and the fields below
+	bool running = false;
+	bool stop = false;
+	bool started = false;
+	uint32_t cpu = 0;
+	std::thread thread;
+};
+} // namespace
+
+struct cxmq_os_softirq {
+	Obj hdr;
+	void (*fn)(void *, cxmq_u32);
+	void *arg;
+	uint32_t nr;
+	std::atomic<bool> dying{false};
+	std::unique_ptr<SoftCtx[]> ctx;
+};
+
+namespace {
+// Runs context i once. Called with its lock held; returns with it held.
+void run_softirq_locked(cxmq_os_softirq *s, uint32_t i, std::unique_lock<std::mutex> &lk)
+{
+	SoftCtx &c = s->ctx[i];
+	c.pending = false;
+	c.running = true;
+	const uint32_t cpu = c.cpu;
+	lk.unlock();
+	{
+		InContext ic(kSoftirq, work_cpu(cpu));
+		Hooks h = hooks();
+		if (h.before_softirq)
+			h.before_softirq(s, i);
+		s->fn(s->arg, i);
+	}
+	g_softirq_runs.fetch_add(1);
+	lk.lock();
+	c.running = false;
+	c.cv.notify_all();
+}
+
+void softirq_thread(cxmq_os_softirq *s, uint32_t i)
+{
+	SoftCtx &c = s->ctx[i];
+	std::unique_lock<std::mutex> lk(c.m);
+	while (!c.stop) {
+		if (!c.pending || g_softirq_manual.load()) {
+			c.cv.wait(lk);
+			continue;
+		}
+		run_softirq_locked(s, i, lk);
+	}
+}
+
+// Under c.m.
+void start_softirq_thread(cxmq_os_softirq *s, uint32_t i)
+{
+	SoftCtx &c = s->ctx[i];
+	if (c.started || c.stop || g_softirq_manual.load())
+		return;
+	c.started = true;
+	c.thread = std::thread(softirq_thread, s, i);
+}
+} // namespace
+
+struct cxmq_os_softirq *cxmq_os_softirq_create(cxmq_u32 nr, void (*fn)(void *arg, cxmq_u32 i),
+					       void *arg)
+{
+	might_sleep("cxmq_os_softirq_create");
+	if (allocation_fails())
+		return nullptr;
+	auto *s = new cxmq_os_softirq;
+	s->hdr = Obj{kSoftirqMagic, "softirq"};
+	s->fn = fn;
+	s->arg = arg;
+	s->nr = nr;
+	s->ctx.reset(new SoftCtx[nr ? nr : 1]);
+	{
+		std::lock_guard<std::mutex> g(g_softirqs_m);
+		g_softirqs.insert(s);
+	}
+	g_live_objects.fetch_add(1);
+	return s;
+}
+
+void cxmq_os_softirq_destroy(struct cxmq_os_softirq *s)
+{
+	if (!s)
+		return;
+	might_sleep("cxmq_os_softirq_destroy"); // tasklet_kill sleeps
+	check_obj(&s->hdr, kSoftirqMagic, "softirq", "cxmq_os_softirq_destroy");
+	s->dying.store(true);
+	{
+		// Waits for a manual run in progress.
+		std::lock_guard<std::mutex> g(g_softirqs_m);
+		g_softirqs.erase(s);
+	}
+	for (uint32_t i = 0; i < s->nr; i++) {
+		SoftCtx &c = s->ctx[i];
+		std::thread t;
+		{
+			std::unique_lock<std::mutex> lk(c.m);
+			for (;;) {
+				if (c.running) {
+					c.cv.wait(lk);
+				} else if (c.pending) {
+					if (c.started && !g_softirq_manual.load())
+						c.cv.wait(lk); // its thread runs it
+					else
+						run_softirq_locked(s, i, lk);
+				} else {
+					break;
+				}
+			}
+			c.stop = true;
+			c.cv.notify_all();
+			t = std::move(c.thread);
+		}
+		if (t.joinable())
+			t.join();
+	}
+	retire(s, kSoftirqMagic);
+}
+
+void cxmq_os_softirq_raise(struct cxmq_os_softirq *s, cxmq_u32 i)
+{
+	check_obj(&s->hdr, kSoftirqMagic, "softirq", "cxmq_os_softirq_raise");
+	if (i >= s->nr) {
+		report("cxmq_os_softirq_raise: context %u of %u", i, s->nr);
+		return;
+	}
+	if (s->dying.load())
+		report("cxmq_os_softirq_raise: context %u raised while the softirq is destroyed", i);
+	SoftCtx &c = s->ctx[i];
+	std::lock_guard<std::mutex> g(c.m);
+	if (c.stop)
+		return;
+	if (!c.pending)
+		c.cpu = t_cpu; // a tasklet runs where it was scheduled
+	c.pending = true;
+	start_softirq_thread(s, i);
+	c.cv.notify_all();
+}
+
+// ---- one-shot timers: hrtimers, on per-CPU timer threads started on demand ----
+// One lock for every timer. start has hrtimer_start's semantics: a pending timer gets the new
+// expiry; a timer whose callback runs now is queued again (on the base it runs on: a callback
+// never runs twice at once). destroy cancels the pending expiry and waits for a running callback,
+// as hrtimer_cancel; destroying a timer from its own callback (a deadlock) is fatal.
+
+namespace {
+constexpr uint32_t kTimerMagic = 0x74696d72;
+constexpr uint32_t kTimerBases = 64; // base of CPU c: c % kTimerBases
+
+using TimerKey = std::tuple<Clock::time_point, uint64_t, cxmq_os_timer *>; // expiry, order
+struct TimerBase {
+	std::condition_variable cv;
+	std::set<TimerKey> queue;
+	bool started = false;
+	bool stop = false;
+	std::thread thread;
+};
+struct TimerSys {
+	std::mutex m;
+	std::condition_variable done; // a callback finished
+	TimerBase bases[kTimerBases];
+	uint64_t seq = 0;
+	unsigned running = 0;
+};
+// Never destroyed: its threads may outlive the tests' last reset() at exit.
+TimerSys &timer_sys()
+{
+	static TimerSys *ts = new TimerSys;
+	return *ts;
+}
+} // namespace
+
+struct cxmq_os_timer {
+	Obj hdr;
+	void (*fn)(void *);
+	void *arg;
+	// Under timer_sys().m.
+	bool queued = false;
+	TimerKey key;
+	uint32_t base = 0;
+	bool running = false;
+	bool dying = false;
+	std::thread::id runner;
+};
+
+namespace {
+// Fires a queued timer of base b. Called with the lock held; returns with it held.
+void fire_timer_locked(TimerSys &ts, uint32_t b, std::set<TimerKey>::iterator it,
+		       std::unique_lock<std::mutex> &lk)
+{
+	cxmq_os_timer *t = std::get<2>(*it);
+	ts.bases[b].queue.erase(it);
+	t->queued = false;
+	t->running = true;
+	t->base = b;
+	t->runner = std::this_thread::get_id();
+	ts.running++;
+	lk.unlock();
+	{
+		InContext ic(kHardirq, work_cpu(b));
+		Hooks h = hooks();
+		if (h.before_timer)
+			h.before_timer(t);
+		t->fn(t->arg);
+	}
+	g_timer_runs.fetch_add(1);
+	lk.lock();
+	t->running = false;
+	t->runner = std::thread::id();
+	ts.running--;
+	ts.done.notify_all();
+}
+
+void timer_thread(uint32_t b)
+{
+	TimerSys &ts = timer_sys();
+	TimerBase &base = ts.bases[b];
+	std::unique_lock<std::mutex> lk(ts.m);
+	while (!base.stop) {
+		if (g_timer_manual.load() || base.queue.empty()) {
+			base.cv.wait(lk);
+			continue;
+		}
+		auto it = base.queue.begin();
+		const Clock::time_point due = std::get<0>(*it);
+		if (Clock::now() < due) {
+			base.cv.wait_until(lk, due);
+			continue;
+		}
+		fire_timer_locked(ts, b, it, lk);
+	}
+}
+
+// Under ts.m.
+void start_timer_thread(TimerSys &ts, uint32_t b)
+{
+	TimerBase &base = ts.bases[b];
+	if (base.started || g_timer_manual.load())
+		return;
+	base.started = true;
+	base.stop = false;
+	base.thread = std::thread(timer_thread, b);
+}
+
+void stop_timer_threads()
+{
+	TimerSys &ts = timer_sys();
+	std::vector<std::thread> threads;
+	{
+		std::lock_guard<std::mutex> g(ts.m);
+		for (TimerBase &base : ts.bases) {
+			if (!base.started)
+				continue;
+			base.stop = true;
+			base.cv.notify_all();
+			threads.push_back(std::move(base.thread));
+		}
+	}
+	for (auto &t : threads)
+		t.join();
+	std::lock_guard<std::mutex> g(ts.m);
+	for (TimerBase &base : ts.bases) {
+		base.started = false;
+		base.stop = false;
+	}
+}
+} // namespace
+
+struct cxmq_os_timer *cxmq_os_timer_create(void (*fn)(void *arg), void *arg, int)
+{
+	might_sleep("cxmq_os_timer_create");
+	if (allocation_fails())
+		return nullptr;
+	auto *t = new cxmq_os_timer;
+	t->hdr = Obj{kTimerMagic, "timer"};
+	t->fn = fn;
+	t->arg = arg;
+	g_live_objects.fetch_add(1);
+	return t;
+}
+
+void cxmq_os_timer_destroy(struct cxmq_os_timer *t)
+{
+	if (!t)
+		return;
+	check_obj(&t->hdr, kTimerMagic, "timer", "cxmq_os_timer_destroy");
+	TimerSys &ts = timer_sys();
+	{
+		std::unique_lock<std::mutex> lk(ts.m);
+		if (t->running && t->runner == std::this_thread::get_id()) {
+			report("cxmq_os_timer_destroy: called from the timer's own callback "
+			       "(hrtimer_cancel deadlocks there)");
+			fatal("timer destroyed from its callback");
+		}
+		t->dying = true;
+		for (;;) {
+			if (t->queued) {
+				ts.bases[t->base].queue.erase(t->key);
+				t->queued = false;
+			}
+			if (!t->running)
+				break;
+			ts.done.wait(lk);
+		}
+	}
+	retire(t, kTimerMagic);
+}
+
+void cxmq_os_timer_start(struct cxmq_os_timer *t, cxmq_u64 nsec)
+{
+	check_obj(&t->hdr, kTimerMagic, "timer", "cxmq_os_timer_start");
+	TimerSys &ts = timer_sys();
+	std::lock_guard<std::mutex> g(ts.m);
+	if (t->dying) {
+		report("cxmq_os_timer_start: the timer is being destroyed");
+		return;
+	}
+	if (t->queued)
+		ts.bases[t->base].queue.erase(t->key);
+	const uint32_t b = t->running ? t->base : t_cpu % kTimerBases;
+	t->key = TimerKey(Clock::now() + std::chrono::nanoseconds(static_cast<int64_t>(nsec)),
+			  ++ts.seq, t);
+	t->base = b;
+	t->queued = true;
+	ts.bases[b].queue.insert(t->key);
+	start_timer_thread(ts, b);
+	ts.bases[b].cv.notify_all();
+}
+
+// ---- pages ----
+// A page is the second half of an 8 KiB page-aligned block: the header (as other allocations
+// have) sits at the end of the first half, and ASan's redzone right after the page.
+
+namespace {
+constexpr uint32_t kPageMagic = 0x70616765;
+} // namespace
+
+void *cxmq_os_page_alloc(int may_sleep, int)
+{
+	if (may_sleep)
+		might_sleep("cxmq_os_page_alloc(GFP_NOIO)");
+	if (allocation_fails())
+		return nullptr;
+	void *raw = nullptr;
+	if (posix_memalign(&raw, CXMQ_PAGE_SIZE, 2 * CXMQ_PAGE_SIZE))
+		return nullptr;
+	memset(raw, 0, 2 * CXMQ_PAGE_SIZE);
+	char *p = static_cast<char *>(raw) + CXMQ_PAGE_SIZE;
+	auto *h = reinterpret_cast<MemHeader *>(p - sizeof(MemHeader));
+	h->raw = raw;
+	h->magic = kPageMagic;
+	g_live_allocs.fetch_add(1);
+	return p;
+}
+
+void cxmq_os_page_free(void *page)
+{
+	if (!page)
+		return;
+	if (reinterpret_cast<uintptr_t>(page) % CXMQ_PAGE_SIZE) {
+		report("cxmq_os_page_free(%p): not a page", page);
+		return;
+	}
+	auto *h = reinterpret_cast<MemHeader *>(static_cast<char *>(page) - sizeof(MemHeader));
+	if (h->magic != kPageMagic) {
+		report("cxmq_os_page_free(%p): not a live page (double free?)", page);
+		return;
+	}
+	h->magic = ~kPageMagic;
+	g_live_allocs.fetch_sub(1);
+	void *raw = h->raw;
+	if (g_quarantine.load()) {
+		std::lock_guard<std::mutex> g(g_quarantine_m);
+		g_quarantined.push_back([raw] { free(raw); });
+		return;
+	}
+	free(raw);
+}
+
+void *cxmq_os_zalloc_io(cxmq_size_t size, int may_sleep, int)
+{
+	if (may_sleep)
+		might_sleep("cxmq_os_zalloc_io(GFP_NOIO)");
+	return alloc_zeroed(size);
 }
 
 // ---- bios ----
 
-void cxmq_os_bio_end(void *bio, enum cxmq_status status)
+void cxmq_os_bio_end(void *bio, enum cxmq_status status, cxmq_u64 cookie)
 {
 	auto *b = static_cast<FakeBio *>(bio);
 	if (!b || b->magic != FakeBio::kMagic) {
@@ -886,12 +1326,74 @@ void cxmq_os_bio_end(void *bio, enum cxmq_status status)
 	if (status == CXMQ_STS_RESOURCE)
 		report("cxmq_os_bio_end: bio %llu ended with CXMQ_STS_RESOURCE, which never "
 		       "reaches a bio", static_cast<unsigned long long>(b->id));
+	if (b->check_cookie && cookie != b->expect_cookie)
+		report("cxmq_os_bio_end: bio %llu ended with cookie %#llx, submitted with %#llx",
+		       static_cast<unsigned long long>(b->id), static_cast<unsigned long long>(cookie),
+		       static_cast<unsigned long long>(b->expect_cookie));
 	b->status.store(status);
+	b->cookie.store(cookie);
+	b->end_cpu.store(t_cpu);
+	b->end_context.store(t_context);
+	b->end_ns.store(now_ns());
 	b->end_seq.store(g_bio_seq.fetch_add(1) + 1);
 	if (b->ends.fetch_add(1) != 0)
 		report("cxmq_os_bio_end: bio %llu ended more than once",
 		       static_cast<unsigned long long>(b->id));
 	g_bio_ends.fetch_add(1);
+}
+
+namespace {
+uint64_t fnv1a(const void *p, size_t n)
+{
+	const auto *c = static_cast<const unsigned char *>(p);
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ c[i]) * 0x100000001b3ull;
+	return h;
+}
+} // namespace
+
+int cxmq_os_bio_for_each_piece(void *bio, int to_bio,
+			       int (*fn)(void *ctx, cxmq_u64 off, void *data, cxmq_u32 len),
+			       void *ctx)
+{
+	auto *b = static_cast<FakeBio *>(bio);
+	if (!b || b->magic != FakeBio::kMagic) {
+		report("cxmq_os_bio_for_each_piece(%p): not a bio", bio);
+		return 0;
+	}
+	if (b->ends.load())
+		report("cxmq_os_bio_for_each_piece: bio %llu has already ended",
+		       static_cast<unsigned long long>(b->id));
+	b->walks.fetch_add(1);
+	if (!b->data && b->len)
+		report("cxmq_os_bio_for_each_piece: bio %llu has %u bytes but no buffer",
+		       static_cast<unsigned long long>(b->id), b->len);
+	if (!b->data)
+		return 0;
+	const uint64_t page = b->page && !(b->page & (b->page - 1)) ? b->page : CXMQ_PAGE_SIZE;
+	char *base = static_cast<char *>(b->data);
+	size_t k = 0;
+	for (uint32_t off = 0; off < b->len;) {
+		const uintptr_t addr = reinterpret_cast<uintptr_t>(base + off);
+		uint32_t n = static_cast<uint32_t>(
+			std::min<uint64_t>(b->len - off, page - (addr & (page - 1))));
+		if (!b->piece_lens.empty()) {
+			const uint32_t cap = b->piece_lens[k++ % b->piece_lens.size()];
+			if (cap)
+				n = std::min(n, cap);
+		}
+		const uint64_t before = to_bio ? 0 : fnv1a(base + off, n);
+		const int ret = fn(ctx, off, base + off, n);
+		if (!to_bio && fnv1a(base + off, n) != before)
+			report("cxmq_os_bio_for_each_piece: bio %llu: the callback wrote into the "
+			       "data of a write (bytes %u..%u)",
+			       static_cast<unsigned long long>(b->id), off, off + n - 1);
+		if (ret)
+			return ret;
+		off += n;
+	}
+	return 0;
 }
 
 #ifdef __SANITIZE_THREAD__
@@ -945,6 +1447,18 @@ const Topology &topology()
 void set_this_cpu(uint32_t cpu)
 {
 	t_cpu = cpu;
+}
+
+int current_context()
+{
+	return t_context;
+}
+
+int64_t now_ns()
+{
+	return std::chrono::duration_cast<std::chrono::nanoseconds>(
+		       Clock::now().time_since_epoch())
+		.count();
 }
 
 std::vector<LogLine> logs()
@@ -1041,6 +1555,140 @@ uint64_t work_runs()
 	return g_work_runs.load();
 }
 
+void set_softirq_manual(bool manual)
+{
+	g_softirq_manual.store(manual);
+	if (manual)
+		return;
+	std::lock_guard<std::mutex> g(g_softirqs_m);
+	for (cxmq_os_softirq *s : g_softirqs)
+		for (uint32_t i = 0; i < s->nr; i++) {
+			SoftCtx &c = s->ctx[i];
+			std::lock_guard<std::mutex> lk(c.m);
+			if (c.pending)
+				start_softirq_thread(s, i);
+			c.cv.notify_all();
+		}
+}
+
+unsigned run_pending_softirqs()
+{
+	std::lock_guard<std::mutex> g(g_softirqs_m);
+	unsigned n = 0;
+	for (cxmq_os_softirq *s : g_softirqs)
+		for (uint32_t i = 0; i < s->nr; i++) {
+			SoftCtx &c = s->ctx[i];
+			std::unique_lock<std::mutex> lk(c.m);
+			if (!c.pending || c.running || c.stop)
+				continue;
+			run_softirq_locked(s, i, lk);
+			n++;
+		}
+	return n;
+}
+
+unsigned pending_softirqs()
+{
+	std::lock_guard<std::mutex> g(g_softirqs_m);
+	unsigned n = 0;
+	for (cxmq_os_softirq *s : g_softirqs)
+		for (uint32_t i = 0; i < s->nr; i++) {
+			std::lock_guard<std::mutex> lk(s->ctx[i].m);
+			n += s->ctx[i].pending ? 1 : 0;
+		}
+	return n;
+}
+
+bool softirqs_idle()
+{
+	std::lock_guard<std::mutex> g(g_softirqs_m);
+	for (cxmq_os_softirq *s : g_softirqs)
+		for (uint32_t i = 0; i < s->nr; i++) {
+			std::lock_guard<std::mutex> lk(s->ctx[i].m);
+			if (s->ctx[i].pending || s->ctx[i].running)
+				return false;
+		}
+	return true;
+}
+
+uint64_t softirq_runs()
+{
+	return g_softirq_runs.load();
+}
+
+void set_timer_manual(bool manual)
+{
+	g_timer_manual.store(manual);
+	if (manual)
+		return;
+	TimerSys &ts = timer_sys();
+	std::lock_guard<std::mutex> g(ts.m);
+	for (uint32_t b = 0; b < kTimerBases; b++) {
+		if (!ts.bases[b].queue.empty())
+			start_timer_thread(ts, b);
+		ts.bases[b].cv.notify_all();
+	}
+}
+
+unsigned run_pending_timers(bool only_due)
+{
+	TimerSys &ts = timer_sys();
+	std::unique_lock<std::mutex> lk(ts.m);
+	const uint64_t last = ts.seq; // not those started by the callbacks run here
+	unsigned n = 0;
+	for (;;) {
+		const Clock::time_point now = Clock::now();
+		uint32_t best_base = kTimerBases;
+		std::set<TimerKey>::iterator best;
+		for (uint32_t b = 0; b < kTimerBases; b++)
+			for (auto it = ts.bases[b].queue.begin(); it != ts.bases[b].queue.end(); ++it) {
+				if (std::get<1>(*it) > last || (only_due && std::get<0>(*it) > now))
+					continue;
+				if (best_base == kTimerBases || *it < *best) {
+					best_base = b;
+					best = it;
+				}
+				break; // the earliest of this base that qualifies
+			}
+		if (best_base == kTimerBases)
+			break;
+		if (std::get<2>(*best)->running) { // firing in a timer thread: let it finish
+			ts.done.wait(lk);
+			continue;
+		}
+		fire_timer_locked(ts, best_base, best, lk);
+		n++;
+	}
+	return n;
+}
+
+unsigned pending_timers()
+{
+	TimerSys &ts = timer_sys();
+	std::lock_guard<std::mutex> g(ts.m);
+	size_t n = 0;
+	for (TimerBase &base : ts.bases)
+		n += base.queue.size();
+	return static_cast<unsigned>(n);
+}
+
+bool timers_idle()
+{
+	TimerSys &ts = timer_sys();
+	std::lock_guard<std::mutex> g(ts.m);
+	if (ts.running)
+		return false;
+	for (TimerBase &base : ts.bases)
+		if (!base.queue.empty())
+			return false;
+	return true;
+}
+
+uint64_t timer_runs()
+{
+	return g_timer_runs.load();
+}
+
 int sleepers()
 {
 	return g_sleepers.load();
@@ -1123,6 +1771,9 @@ void reset()
 	clear_logs();
 	g_expect_warns.store(false);
 	g_work_manual.store(false);
+	g_softirq_manual.store(false);
+	g_timer_manual.store(false);
+	stop_timer_threads();
 	g_shim_pass_on.store(false);
 	g_fail_at.store(-1);
 	g_alloc_since.store(0);
