@@ -59,12 +59,16 @@ int NullBackend::init_hctx(HwQueue &h)
 		return -CXMQ_ENOMEM;
 	h.driver_data = t;
 	t->timers = static_cast<cxmq_os_timer **>(cxmq_os_zalloc(sizeof(void *) * h.depth(), h.node));
-	if (!t->timers)
+	if (!t->timers) {
+		exit_hctx(h);
 		return -CXMQ_ENOMEM;
+	}
 	for (u32 tag = 0; tag < h.depth(); tag++) {
 		t->timers[tag] = cxmq_os_timer_create(timer_fn, h.rq(tag), h.node);
-		if (!t->timers[tag])
+		if (!t->timers[tag]) {
+			exit_hctx(h); // the queue does not call exit_hctx after a failed init
 			return -CXMQ_ENOMEM;
+		}
 		t->nr = tag + 1;
 	}
 	return 0;
@@ -104,13 +108,19 @@ int read_piece(void *ctx, u64 off, void *data, u32 len)
 cxmq_status NullBackend::transfer(Request &rq)
 {
 	Transfer t{store_, rq.sector << 9, !(rq.flags & CXMQ_BIO_NOWAIT)};
+	// The block layer keeps bios inside the capacity; the store relies on it, so check.
+	if (cxmq_unlikely(t.base + (u64(rq.nr_sectors) << 9) > store_->size() ||
+			  t.base + (u64(rq.nr_sectors) << 9) < t.base))
+		return CXMQ_STS_IOERR;
 	switch (rq.op) {
 	case CXMQ_OP_READ:
 		cxmq_os_bio_for_each_piece(rq.bio, 1, read_piece, &t);
 		return CXMQ_STS_OK;
 	case CXMQ_OP_WRITE:
-		return cxmq_os_bio_for_each_piece(rq.bio, 0, write_piece, &t) ? CXMQ_STS_IOERR
-									      : CXMQ_STS_OK;
+		if (!cxmq_os_bio_for_each_piece(rq.bio, 0, write_piece, &t))
+			return CXMQ_STS_OK;
+		// No memory: a NOWAIT submitter retries from a context that may block.
+		return t.may_sleep ? CXMQ_STS_IOERR : CXMQ_STS_AGAIN;
 	case CXMQ_OP_DISCARD:
 	case CXMQ_OP_WRITE_ZEROES:
 		store_->discard(t.base, u64(rq.nr_sectors) << 9);

@@ -357,7 +357,10 @@ void Queue::run_hw_queue(HwQueue &h)
 		while (!busy && (fetch_and(h.state, ~HwQueue::kRerun) & HwQueue::kRerun))
 			busy = dispatch_once(h);
 		fetch_and(h.state, ~HwQueue::kRunning);
-		if (busy || !(load_acquire(h.state) & HwQueue::kRerun))
+		// Even after a busy answer, a run asked for meanwhile is done now: the retry
+		// scheduled by the busy path may already have run, found us running, and left
+		// only kRerun behind.
+		if (!(load_acquire(h.state) & HwQueue::kRerun))
 			return;
 	}
 }

@@ -517,15 +517,12 @@ void kick(cxmq_queue *q)
 
 // Every third request refused as busy, with data: nothing lost or transferred twice, the data
 // right, and the refusals counted alike by the backend and the hardware queues.
-// BUG (irqmode 1 and 2): see NullBackendTest.BusyRunDoesNotDropARunAskedForMeanwhile below: a
+// Was a bug (fixed; irqmode 1 and 2): see NullBackendTest.BusyRunDoesNotDropARunAskedForMeanwhile below: a
 // request can be stranded on the dispatch list. Irqmode 0 (completions inline, by the runner
 // itself) does not open that window in practice.
 TEST_P(NullIrqmode, BusyEveryThirdRequestKeepsTheDataRight)
 {
 	const uint32_t irqmode = GetParam();
-	if (irqmode)
-		SKIP_UNLESS_BUG_TESTS("with asynchronous completions a busy run drops a rerun request "
-				      "and strands a request on the dispatch list");
 	QueueHandle q(nb_config(1, 8, irqmode, 1, 16, 20000));
 	cxmq_queue_set_busy_every(q, 3);
 	const int threads = 2;
@@ -581,7 +578,7 @@ TEST_P(NullIrqmode, BusyEveryThirdRequestKeepsTheDataRight)
 	cxmq_queue_set_busy_every(q, 0);
 }
 
-// BUG: src/core/queue.cpp, Queue::run_hw_queue: after a dispatch the backend refused (busy),
+// Was a bug (fixed): src/core/queue.cpp, Queue::run_hw_queue: after a dispatch the backend refused (busy),
 // the runner releases kRunning and returns when `busy || !(state & kRerun)`: it drops a rerun
 // asked for while it held the queue, trusting the retry it has just scheduled
 // (run_hw_queue_async(h, kBusyRetryDelayUs) in dispatch_once) to send the refused requests.
@@ -597,8 +594,6 @@ TEST_P(NullIrqmode, BusyEveryThirdRequestKeepsTheDataRight)
 // retry); or, when busy and kRerun is set, run_hw_queue_async(h, kBusyRetryDelayUs) again.
 TEST_F(NullBackendTest, BusyRunDoesNotDropARunAskedForMeanwhile)
 {
-	SKIP_UNLESS_BUG_TESTS("a busy run drops a rerun asked for meanwhile: a request stays on "
-			      "the dispatch list with no run left to send it");
 	set_work_manual(true);
 	set_softirq_manual(true);
 	QueueHandle q(nb_config(1, 8, 1));
@@ -662,7 +657,7 @@ TEST_F(NullBackendTest, WriteWithoutMemoryFails)
 	EXPECT_TRUE(std::equal(b.p, b.p + 3 * kPage, r.p));
 }
 
-// BUG: src/core/null_backend.cpp, NullBackend::queue_rq / NullBackend::transfer: a write
+// Was a bug (fixed): src/core/null_backend.cpp, NullBackend::queue_rq / NullBackend::transfer: a write
 // flagged CXMQ_BIO_NOWAIT allocates its pages with GFP_NOWAIT (may_sleep false); when that fails
 // MemStore::write returns -ENOMEM and transfer ends the bio with CXMQ_STS_IOERR. REQ_NOWAIT's
 // contract (os.h: "never sleep, fail with CXMQ_STS_AGAIN") is that a request that cannot go on
@@ -672,8 +667,6 @@ TEST_F(NullBackendTest, WriteWithoutMemoryFails)
 // CXMQ_STS_AGAIN when the request has CXMQ_BIO_NOWAIT (IOERR, or NOSPC as null_blk, otherwise).
 TEST_F(NullBackendTest, NowaitWriteWithoutMemoryEndsWithAgain)
 {
-	SKIP_UNLESS_BUG_TESTS("a NOWAIT write that cannot get a page without sleeping ends with "
-			      "IOERR instead of AGAIN");
 	QueueHandle q(nb_config(1, 4, 0, 1, 16));
 	IoBuf b(kPage, 0, 0x22);
 	fail_allocation_at(0);
@@ -721,7 +714,7 @@ TEST_F(NullBackendTest, CreateFailsCleanlySoftirqAndMemoryBacked)
 	create_fails_cleanly(nb_config(2, 4, 1, 1, 16));
 }
 
-// BUG: src/core/null_backend.cpp, NullBackend::init_hctx (irqmode 2): it allocates the
+// Was a bug (fixed): src/core/null_backend.cpp, NullBackend::init_hctx (irqmode 2): it allocates the
 // TimerTable, stores it in h.driver_data, then the timer array and one timer per tag; when one
 // of these allocations fails it returns -ENOMEM without freeing what it made. Queue::alloc_hctx
 // (src/core/queue.cpp) then calls free_hctx(h), which by the Backend contract (exit_hctx only
@@ -732,7 +725,6 @@ TEST_F(NullBackendTest, CreateFailsCleanlySoftirqAndMemoryBacked)
 // the error: exit_hctx already copes with a partial table through t->nr).
 TEST_F(NullBackendTest, CreateFailsCleanlyTimers)
 {
-	SKIP_UNLESS_BUG_TESTS("NullBackend::init_hctx leaks its timers when an allocation fails");
 	create_fails_cleanly(nb_config(2, 4, 2, 0, 16));
 }
 
