@@ -147,7 +147,17 @@ void MemStore::discard(u64 off, u64 len)
 		const u32 in_page = static_cast<u32>(off & (CXMQ_PAGE_SIZE - 1));
 		const u32 n = static_cast<u32>(min<u64>(len, CXMQ_PAGE_SIZE - in_page));
 		void **slot = page_slot(index, false, false);
-		if (slot) {
+		if (!slot) {
+			// No leaf node here: nothing stored up to the next leaf boundary; skip it.
+			const u64 next = (index | (kFanout - 1)) + 1;
+			const u64 skip = (next << kPageShift) - off;
+			if (skip >= len)
+				break;
+			off += skip;
+			len -= skip;
+			continue;
+		}
+		{
 			void *victim = nullptr;
 			{
 				LockGuard g(stripe(index));
