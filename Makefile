@@ -6,6 +6,8 @@
 #   make host-test       the C++ core under GoogleTest with ASan+UBSan (and TSan)
 #   make test            every test layer (scripts/test.sh): host, KUnit, VM
 #   make demo            the main job: build, boot a VM, load, fio on /dev/cxmq0, show sysfs
+#   make bench           fio rounds in one VM: cxmq against null_blk (mq, bio) and brd (scripts/bench.sh;
+#                        options in BENCH_ARGS, e.g. make bench BENCH_ARGS="--rounds 5 --cpus 4")
 #   make clean
 
 KVER ?= $(shell apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: linux-image-\([0-9].*-amd64\)$$/\1/p' | head -n1)
@@ -35,9 +37,12 @@ test:
 demo:
 	@scripts/demo.sh
 
+bench:
+	@scripts/bench.sh $(BENCH_ARGS)
+
 clean:
 	@if [ -d "$(KDIR)" ]; then $(MAKE) -C $(KDIR) M=$(PWD) clean; fi
 	@$(MAKE) -C tests/host clean
 	@rm -f .build.log
 
-.PHONY: all module check-ko host-test test demo clean
+.PHONY: all module check-ko host-test test demo bench clean

@@ -46,7 +46,9 @@ done
 scripts/setup.sh
 case "$kernel" in
 debian) kdir=$(scripts/fetch-debian-kernel.sh) ;;
-test) kdir=$(scripts/build-test-kernel.sh); log "the test kernel has debug options: its numbers are not comparable" ;;
+test) kdir=$(scripts/build-test-kernel.sh)
+	log "the test kernel has debug options (KASAN, lockdep, ...): its numbers are not comparable;"
+	log "its DEBUG_KOBJECT_RELEASE makes rmmod null_blk oops (disk_release after the module is freed)" ;;
 *) kdir=$(realpath "$kernel") ;;
 esac
 ko=$(scripts/build-module.sh "$kdir")
@@ -57,17 +59,41 @@ rm -rf "$out/raw" "$out/unavailable" "$out/targets" "$out/rounds.tsv" "$out/tabl
 
 # generous: boot, every round with its load/unload, and the 1 GiB fills of D and E
 n=$(wc -w <<<"$targets"); nfill=$(grep -owE 'cxmq-mem|brd' <<<"$targets" | wc -l)
-timeout=$((300 + rounds * n * (runtime + 40) + rounds * nfill * 180))
+timeout=$((300 + rounds * n * (runtime + 40) + rounds * nfill * 120))
+[ "$kernel" != test ] || timeout=$((timeout * 2))
 log "bench: $rounds rounds x ${runtime}s on $cpus vCPUs, targets: $targets (output: $out)"
+# The guest's numbers are only as good as the host's idle time: note what else was running.
+host_note() {
+	echo "$1 loadavg: $(cut -d' ' -f1-3 /proc/loadavg), other qemu: $(pgrep -c -x qemu-system-x86 || true)"
+}
+host_note start > "$out/host.txt"
+# Every second: the host's busy CPU time (steal included) and our QEMU's, in clock ticks, so
+# that each round can be told how much CPU something else took from it (see the table).
+sampler() {
+	local qpid= p u n s i w q sq st
+	while sleep 1; do
+		if [ -z "$qpid" ]; then
+			for p in $(pgrep -x qemu-system-x86); do
+				grep -qF "cxmq.out=$out " "/proc/$p/cmdline" 2>/dev/null && qpid=$p
+			done
+		fi
+		read -r _ u n s i w q sq st _ < /proc/stat
+		set -- $(cut -d')' -f2 "/proc/$qpid/stat" 2>/dev/null)
+		echo "$(date +%s.%N) $((u + n + s + q + sq + st)) $(( ${12:-0} + ${13:-0} ))"
+	done > "$out/host-cpu.txt"
+}
+sampler & spid=$!
 set +e
 scripts/vm-run.sh --kernel "$kdir" --cpus "$cpus" --mem "$mem" --timeout "$timeout" --out "$out" \
 	--env CXMQ_KO_DIR="$ko" --env CXMQ_BENCH_ROUNDS="$rounds" --env CXMQ_BENCH_RUNTIME="$runtime" \
 	--env CXMQ_BENCH_TARGETS="$targets" tests/vm/bench.sh
 vmrc=$?
+kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
+host_note end >> "$out/host.txt"
 
 # The numbers, from the saved JSON (on the host: python3 is slow to start in a TCG guest).
 python3 - "$out" "$targets" <<'PY' | tee "$out/table.txt"
-import json, os, statistics as st, sys
+import json, os, re, statistics as st, sys
 
 out, targets = sys.argv[1], sys.argv[2].split()
 NAMES = {"cxmq": ("A", "cxmq"), "nullb-mq": ("B", "null_blk mq"), "nullb-bio": ("C", "null_blk bio"),
@@ -89,6 +115,26 @@ try:
         guest[k] = v.strip()
 except OSError:
     pass
+# host CPU samples: time, busy ticks of the whole host, ticks of our QEMU (0 when not running)
+samples = []
+try:
+    for l in open(os.path.join(out, "host-cpu.txt")):
+        f = l.split()
+        if len(f) == 3:
+            samples.append((float(f[0]), int(f[1]), int(f[2])))
+except (OSError, ValueError):
+    pass
+
+def host_other(t0, t1):
+    """CPUs' worth of host time (steal included) not spent in our QEMU between t0 and t1."""
+    a = [x for x in samples if x[0] <= t0]
+    b = [x for x in samples if x[0] >= t1]
+    if not a or not b or not a[-1][2] or b[0][2] < a[-1][2]:
+        return None
+    a, b = a[-1], b[0]
+    return max(0.0, ((b[1] - a[1]) - (b[2] - a[2])) / 100.0 / (b[0] - a[0]))
+
+runtime = float(guest.get("runtime", "0") or 0)
 for t in targets:
     r = {"rounds": [], "failed": 0, "iou_wrk": [], "unavailable": None, "prefill_mbs": []}
     un = os.path.join(out, "unavailable", t)
@@ -114,7 +160,8 @@ for t in targets:
             r["rounds"].append({"round": int(rnd), "iops": rd["iops"],
                                 "p50": pct["50.000000"] / 1000.0, "p99": pct["99.000000"] / 1000.0,
                                 "usr": job["usr_cpu"], "sys": job["sys_cpu"], "ctx": job["ctx"],
-                                "ios": rd["total_ios"]})
+                                "ios": rd["total_ios"],
+                                "host_other": host_other(d["timestamp"] - runtime, d["timestamp"])})
             if f[6].isdigit():
                 r["iou_wrk"].append(int(f[6]))
         except (OSError, ValueError, KeyError, IndexError) as e:
@@ -135,10 +182,15 @@ for t in targets:
         r["p99_mean"] = st.mean(x["p99"] for x in rs)
     rows[t] = r
 
-print("cxmq benchmark: %s, %s vCPUs, fio %s: 4k randread, io_uring, direct=1, iodepth=32, "
+print("cxmq benchmark: %s, %s vCPUs, %s: 4k randread, io_uring, direct=1, iodepth=32, "
       "numjobs=%s, %s rounds x %ss, round-robin" % (
       guest.get("kernel", "?"), guest.get("vcpus", "?"), guest.get("fio", "?"),
       guest.get("vcpus", "?"), guest.get("rounds", "?"), guest.get("runtime", "?")))
+try:
+    for l in open(os.path.join(out, "host.txt")):
+        print("host at " + l.strip())
+except OSError:
+    pass
 print()
 print("%-16s %5s %10s  %-19s %9s %9s" % ("target", "runs", "IOPS mean", "IOPS min-max", "p50 us", "p99 us"))
 for t in targets:
@@ -163,8 +215,9 @@ for a, b, name in (("cxmq", "nullb-mq", "cxmq / null_blk-mq"), ("cxmq", "nullb-b
         vals = ["%8s" % "n/a"] * 3
     print("%-28s %s" % (name, " ".join(vals)))
 print()
-print("per target: CPU per IO as fio saw it, io_uring async workers seen half way through a round,")
-print("block layer setup of the device; raw fio JSON in %s/raw" % out)
+print("per target (per round where several): fio's CPU use and context switches per IO, io_uring async")
+print("workers seen half way through a round, host CPUs busy outside this VM during the round, the")
+print("device's scheduler and hardware queues; raw fio JSON in %s/raw" % out)
 for t in targets:
     r = rows[t]
     if not r["rounds"]:
@@ -182,9 +235,19 @@ for t in targets:
     extra = ""
     if r["prefill_mbs"]:
         extra = ", prefill %.0f MB/s" % st.mean(r["prefill_mbs"])
-    print("  %-10s usr+sys %5.1f%%, ctx/IO %.3f, iou-wrk %s, sched %s, hw queues %s%s" % (
-        t, cpu, ctx_per_io, "/".join(map(str, r["iou_wrk"])) or "?",
-        desc.get("scheduler", "?"), desc.get("hw_queues", "?"), extra))
+    other = "/".join("?" if x["host_other"] is None else "%.2f" % x["host_other"] for x in rs)
+    print("  %-10s fio usr+sys %5.1f%%, ctx/IO %.3f, iou-wrk %s, host other CPU %s, sched %s, hw queues %s%s" % (
+        t, cpu, ctx_per_io, "/".join(map(str, r["iou_wrk"])) or "?", other,
+        re.sub(r".*\[(.*)\].*", r"\1", desc.get("scheduler", "?")), desc.get("hw_queues", "?"), extra))
+# the host CPUs the guest's vCPU threads do not need; beyond those, other work slows the guest
+spare = max(0, (os.cpu_count() or 1) - int(guest.get("vcpus", "1") or 1))
+busy = ["%s r%d (%.2f)" % (t, x["round"], x["host_other"]) for t in targets for x in rows[t]["rounds"]
+        if x["host_other"] is not None and x["host_other"] > spare + 0.25]
+if busy:
+    print()
+    print("warning: other work on the host took CPU time the guest needed during: " + ", ".join(busy))
+    print("         (%d host CPUs for %s vCPUs: those rounds are slowed, compare them with care)" % (
+          os.cpu_count(), guest.get("vcpus", "?")))
 json.dump({"guest": guest, "targets": rows}, open(os.path.join(out, "summary.json"), "w"), indent=1)
 ok = any(r["rounds"] for r in rows.values())
 sys.exit(0 if ok else 3)

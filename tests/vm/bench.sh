@@ -107,13 +107,32 @@ describe() {
 		echo "size_bytes: $(( $(cat /sys/block/$D/size) * 512 ))"
 		echo "scheduler: $(cat $q/scheduler 2>/dev/null || echo -)"
 		echo "nr_requests: $(cat $q/nr_requests 2>/dev/null || echo -)"
-		echo "hw_queues: $(ls -d /sys/block/$D/mq/[0-9]* 2>/dev/null | wc -l)"
+		if [ -d /sys/block/$D/mq ]; then
+			echo "hw_queues: $(ls -d /sys/block/$D/mq/[0-9]* | wc -l)"
+		else
+			echo "hw_queues: - (bio-based)"
+		fi
 		echo "logical_block_size: $(cat $q/logical_block_size)"
 		echo "max_sectors_kb: $(cat $q/max_sectors_kb)"
 		for p in /sys/module/$M/parameters/*; do echo "param $(basename "$p"): $(cat "$p" 2>/dev/null)"; done
 		echo "dmesg:"; dmesg | grep -E "$M|null_blk|brd" | tail -n 5
 	} > "$OUT/targets/$t"
 }
+
+# comm_count REGEX: how many tasks have a matching name
+comm_count() {
+	local f c n=0
+	for f in /proc/[0-9]*/task/*/comm; do
+		{ read -r c < "$f"; } 2>/dev/null && [[ $c =~ $1 ]] && n=$((n + 1))
+	done
+	echo $n
+}
+
+# fio's first start reads its binary and libraries over 9p: do that once here, untimed, so the
+# first target's first round does not pay for it
+fio --name=warmup --filename=/tmp/bench.warmup --size=1M --rw=randread --bs=4k \
+	--ioengine=io_uring --iodepth=4 --output-format=json > /dev/null 2>&1
+rm -f /tmp/bench.warmup
 
 declare -A gone
 okrounds=0
@@ -150,10 +169,16 @@ for r in $(seq "$ROUNDS"); do
 			--time_based --runtime="$RUNTIME" --group_reporting --output-format=json \
 			--output="$json" > /tmp/fio.err 2>&1 &
 		fpid=$!
-		# one look, half way through, at how many io_uring async workers exist: a device
-		# without NOWAIT support makes io_uring punt every IO to them
+		# One look, half way through, at how many io_uring async workers exist (a device
+		# without NOWAIT support makes io_uring punt every IO to them). fio takes seconds to
+		# start under TCG: wait for its job processes first. Shell builtins only, no processes.
+		for _ in $(seq 300); do
+			[ "$(comm_count '^fio$')" -gt "$N" ] && break
+			kill -0 $fpid 2>/dev/null || break
+			sleep 0.2
+		done
 		sleep "$(awk -v r="$RUNTIME" 'BEGIN { print r / 2 }')"
-		iou=$(cat /proc/[0-9]*/task/*/comm 2>/dev/null | grep -c '^iou-wrk')
+		iou=$(comm_count '^iou-wrk')
 		wait "$fpid"; frc=$?
 		fio_s=$(since "$t0")
 		cp "$json" "$OUT/raw/" 2>/dev/null
