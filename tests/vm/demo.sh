@@ -21,6 +21,12 @@ if [ -d /sys/block/cxmq0/mq ]; then
 	(cd /sys/block/cxmq0/mq && find . -type f | sort | while read -r f; do
 		printf '%-28s %s\n' "$f" "$(head -c 300 "$f" | tr '\n' ' ')"; done)
 fi
+if [ -r /sys/kernel/debug/cxmq/cxmq0/stats ]; then
+	echo; echo "== queue counters: /sys/kernel/debug/cxmq/cxmq0/stats"
+	cat /sys/kernel/debug/cxmq/cxmq0/stats
+fi
+echo; echo "== /proc/diskstats"
+grep ' cxmq0 ' /proc/diskstats
 echo; echo "== module parameters: /sys/module/cxmq/parameters"
 grep -H . /sys/module/cxmq/parameters/* | sed 's|.*/||'
 rmmod cxmq
