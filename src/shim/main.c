@@ -47,7 +47,12 @@ module_param_named(memory_backed, g_memory_backed, uint, 0444);
 MODULE_PARM_DESC(memory_backed, "Keep data in memory: 0 no (default), 1 yes (pages allocated on first write)");
 
 static unsigned int g_busy_every;
-module_param_named(busy_every, g_busy_every, uint, 0644);
+static int cxmq_set_busy_every(const char *val, const struct kernel_param *kp);
+static const struct kernel_param_ops cxmq_busy_every_ops = {
+	.set = cxmq_set_busy_every,
+	.get = param_get_uint,
+};
+module_param_cb(busy_every, &cxmq_busy_every_ops, &g_busy_every, 0644);
 MODULE_PARM_DESC(busy_every, "Test hook: the backend answers busy to every n-th request (0: never)");
 
 static int g_home_node = NUMA_NO_NODE;
@@ -133,6 +138,21 @@ static const struct block_device_operations cxmq_fops = {
 	.free_disk = cxmq_free_disk,
 };
 
+/* Writing the busy_every parameter applies it to every device at once. */
+static int cxmq_set_busy_every(const char *val, const struct kernel_param *kp)
+{
+	struct cxmq_dev *dev;
+	int ret = param_set_uint(val, kp);
+
+	if (ret)
+		return ret;
+	mutex_lock(&cxmq_devices_lock);
+	list_for_each_entry(dev, &cxmq_devices, list)
+		cxmq_queue_set_busy_every(dev->q, g_busy_every);
+	mutex_unlock(&cxmq_devices_lock);
+	return 0;
+}
+
 /* /sys/kernel/debug/cxmq/cxmqN/stats: the queue's counters, one page at most. */
 static ssize_t cxmq_stats_read(struct file *file, char __user *ubuf, size_t count, loff_t *ppos)
 {
@@ -144,7 +164,6 @@ static ssize_t cxmq_stats_read(struct file *file, char __user *ubuf, size_t coun
 	buf = kmalloc(PAGE_SIZE, GFP_KERNEL);
 	if (!buf)
 		return -ENOMEM;
-	cxmq_queue_set_busy_every(dev->q, READ_ONCE(g_busy_every));
 	len = cxmq_queue_format_stats(dev->q, buf, PAGE_SIZE);
 	ret = simple_read_from_buffer(ubuf, count, ppos, buf, len);
 	kfree(buf);
