@@ -63,6 +63,42 @@ cxmq_u32 cxmq_queue_nr_hw_queues(const struct cxmq_queue *q);
 /* Test hook of the null backend: refuse every n-th request as busy (0: never). */
 void cxmq_queue_set_busy_every(struct cxmq_queue *q, cxmq_u32 n);
 
+/*
+ * Runtime hardware queue count: the caller has frozen the queue (cxmq_queue_freeze) and keeps
+ * readers of the map (the show functions below) out. Returns the number of hardware queues in
+ * use afterwards: nr capped to 1..possible CPUs, or fewer when memory ran short.
+ */
+cxmq_u32 cxmq_queue_update_nr_hw_queues(struct cxmq_queue *q, cxmq_u32 nr);
+
+/* The map, for the mq/ tree: how many CPUs feed hardware queue `hctx`, and the i-th of them
+ * (ascending). Stable while the caller keeps cxmq_queue_update_nr_hw_queues out. */
+cxmq_u32 cxmq_queue_hctx_nr_cpus(struct cxmq_queue *q, cxmq_u32 hctx);
+cxmq_u32 cxmq_queue_hctx_cpu(struct cxmq_queue *q, cxmq_u32 hctx, cxmq_u32 i);
+
+/* The files of /sys/block/<disk>/mq/<hctx>/ and of its cpu<M>/ directories. */
+enum cxmq_hctx_attr {
+	CXMQ_HCTX_PENDING,          /* "HCTX pending:" then the dispatch list, bounded */
+	CXMQ_HCTX_ACTIVE,           /* requests holding a tag */
+	CXMQ_HCTX_TAGS,             /* tag map summary */
+	CXMQ_HCTX_NR_TAGS,
+	CXMQ_HCTX_NR_RESERVED_TAGS,
+	CXMQ_HCTX_QUEUED,
+	CXMQ_HCTX_RUN,
+	CXMQ_HCTX_DISPATCHED,       /* histogram of requests dispatched per run */
+};
+enum cxmq_ctx_attr {
+	CXMQ_CTX_DISPATCHED,        /* "reads writes" */
+	CXMQ_CTX_MERGED,
+	CXMQ_CTX_COMPLETED,         /* "reads writes" */
+	CXMQ_CTX_RQ_LIST,           /* "CTX pending:" then the staged requests, bounded */
+};
+/* Format one file into buf (size bytes with the NUL; the lists end with a "\t...\n" line when
+ * the rest would not fit). Return the length, or -CXMQ_EINVAL for an unknown queue/file. */
+int cxmq_queue_show_hctx(struct cxmq_queue *q, cxmq_u32 hctx, enum cxmq_hctx_attr attr, char *buf,
+			 cxmq_size_t size);
+int cxmq_queue_show_ctx(struct cxmq_queue *q, cxmq_u32 cpu, enum cxmq_ctx_attr attr, char *buf,
+			cxmq_size_t size);
+
 /* Formats the queue's counters (per hardware queue, per software queue, backend) into buf as
  * text, never more than size bytes including the NUL; returns the length. */
 int cxmq_queue_format_stats(struct cxmq_queue *q, char *buf, cxmq_size_t size);

@@ -3,6 +3,7 @@
 #include "cxmq/core.h"
 #include "null_backend.h"
 #include "queue.h"
+#include "text.h"
 
 using namespace cxmq;
 
@@ -10,23 +11,6 @@ using namespace cxmq;
 static Queue &Q(struct cxmq_queue *q) { return *reinterpret_cast<Queue *>(q); }
 static const Queue &Q(const struct cxmq_queue *q) { return *reinterpret_cast<const Queue *>(q); }
 
-namespace {
-// Appends to a bounded buffer; once full, further output is dropped (never overflows).
-struct Out {
-	char *buf;
-	size_t size;
-	size_t len;
-	template <class... A> void put(const char *fmt, A... a)
-	{
-		if (len + 1 >= size)
-			return;
-		int n = cxmq_os_snprintf(buf + len, size - len, fmt, a...);
-		if (n > 0)
-			len = min(len + static_cast<size_t>(n), size - 1);
-	}
-};
-unsigned long long ull(u64 v) { return static_cast<unsigned long long>(v); }
-} // namespace
 
 extern "C" {
 
@@ -158,9 +142,7 @@ void cxmq_queue_set_busy_every(struct cxmq_queue *q, cxmq_u32 n)
 int cxmq_queue_format_stats(struct cxmq_queue *q, char *buf, cxmq_size_t size)
 {
 	Queue &qu = Q(q);
-	Out o{buf, size, 0};
-	if (size)
-		buf[0] = 0;
+	TextOut o(buf, size);
 	for (u32 i = 0; i < qu.nr_hw_queues(); i++) {
 		HwQueue &h = qu.hctx(i);
 		o.put("hctx%u: queued=%llu run=%llu direct=%llu busy=%llu tags_busy=%u/%u dispatch=%u",
@@ -185,7 +167,7 @@ int cxmq_queue_format_stats(struct cxmq_queue *q, char *buf, cxmq_size_t size)
 	auto &nb = static_cast<NullBackend &>(qu.backend());
 	o.put("backend: busy_answers=%llu pages=%llu\n", ull(nb.busy_answers()),
 	      ull(nb.store() ? nb.store()->nr_pages() : 0));
-	return static_cast<int>(o.len < size ? o.len : (size ? size - 1 : 0));
+	return o.result();
 }
 
 } // extern "C"

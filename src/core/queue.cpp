@@ -40,7 +40,10 @@ int Queue::init(const cxmq_dev_config &cfg)
 {
 	cfg_ = cfg;
 	nr_cpu_ids_ = cxmq_os_nr_cpu_ids();
-	nr_hw_queues_ = cfg.submit_queues;
+	for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++)
+		max_hw_queues_ += cxmq_os_cpu_possible(cpu) ? 1 : 0;
+	nr_hw_queues_ = min(max(cfg.submit_queues, 1u), max(max_hw_queues_, 1u));
+	max_hw_queues_ = max(max_hw_queues_, nr_hw_queues_);
 	if (!freeze_lock_.init())
 		return -CXMQ_ENOMEM;
 	freeze_wq_ = cxmq_os_waitq_create(cfg.home_node);
@@ -48,7 +51,7 @@ int Queue::init(const cxmq_dev_config &cfg)
 	ctxs_ = static_cast<SwQueue *>(cxmq_os_zalloc(sizeof(SwQueue) * nr_cpu_ids_, cfg.home_node));
 	cpu_map_ = static_cast<u32 *>(cxmq_os_zalloc(sizeof(u32) * nr_cpu_ids_, cfg.home_node));
 	hctxs_ = static_cast<HwQueue **>(
-		cxmq_os_zalloc(sizeof(HwQueue *) * nr_hw_queues_, cfg.home_node));
+		cxmq_os_zalloc(sizeof(HwQueue *) * max_hw_queues_, cfg.home_node));
 	if (!freeze_wq_ || !usage_ || !ctxs_ || !cpu_map_ || !hctxs_)
 		return -CXMQ_ENOMEM;
 	for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++) {
@@ -64,7 +67,41 @@ int Queue::init(const cxmq_dev_config &cfg)
 		if (!hctxs_[i])
 			return -CXMQ_ENOMEM;
 	}
+	assign_ctxs();
 	return 0;
+}
+
+u32 Queue::update_nr_hw_queues(u32 want)
+{
+	want = min(max(want, 1u), max_hw_queues_);
+	// Frozen: no request is in flight, so every list is empty and no tag is taken; only a run
+	// scheduled by the last completions may still be pending.
+	for (u32 i = 0; i < nr_hw_queues_; i++)
+		cxmq_os_work_cancel_sync(hctxs_[i]->run_work);
+	const u32 old = nr_hw_queues_;
+	for (u32 i = want; i < old; i++) {
+		backend_->exit_hctx(*hctxs_[i]);
+		free_hctx(hctxs_[i]);
+		hctxs_[i] = nullptr;
+	}
+	if (want > old) {
+		// New queues take the node of their first CPU under the new map.
+		nr_hw_queues_ = want;
+		map_queues();
+		u32 got = old;
+		while (got < want && (hctxs_[got] = alloc_hctx(got)) != nullptr)
+			got++;
+		if (got < want)
+			cxmq_os_log(CXMQ_LOG_WARN,
+				    "cxmq: out of memory for hardware queues: using %u of %u\n", got,
+				    want);
+		nr_hw_queues_ = got;
+	} else {
+		nr_hw_queues_ = want;
+	}
+	map_queues();
+	assign_ctxs();
+	return nr_hw_queues_;
 }
 
 // The default CPU -> hardware queue map of blk-mq (Linux 6.1 blk_mq_map_queues): queues are
@@ -96,6 +133,20 @@ void Queue::map_queues()
 		ctxs_[cpu].hctx_idx = cpu_map_[cpu];
 }
 
+// Every possible CPU's software queue feeds the hardware queue its CPU maps to, online or not:
+// a run drains all of them, so a request staged by a CPU that goes offline is never stranded.
+void Queue::assign_ctxs()
+{
+	for (u32 i = 0; i < nr_hw_queues_; i++)
+		hctxs_[i]->nr_ctx = 0;
+	for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++) {
+		if (!cxmq_os_cpu_possible(cpu))
+			continue;
+		HwQueue &h = *hctxs_[cpu_map_[cpu]];
+		h.ctx_cpus[h.nr_ctx++] = cpu;
+	}
+}
+
 HwQueue *Queue::alloc_hctx(u32 index)
 {
 	int node = cfg_.home_node;
@@ -116,16 +167,13 @@ HwQueue *Queue::alloc_hctx(u32 index)
 	const u32 depth = cfg_.hw_queue_depth;
 	h->rq_stride = static_cast<u32>(round_up(Request::pdu_offset() + backend_->pdu_size(), kCacheLine));
 	h->rq_mem = static_cast<char *>(cxmq_os_zalloc(size_t(h->rq_stride) * depth, node));
-	h->ctx_cpus = static_cast<u32 *>(cxmq_os_zalloc(sizeof(u32) * max(nr_ctx, 1u), node));
+	h->ctx_cpus = static_cast<u32 *>(cxmq_os_zalloc(sizeof(u32) * nr_cpu_ids_, node));
 	h->run_work = cxmq_os_work_create(run_work_fn, h, node);
 	if (!h->lock.init(node) || h->tags.init(depth, node) || !h->rq_mem || !h->ctx_cpus ||
 	    !h->run_work) {
 		free_hctx(h);
 		return nullptr;
 	}
-	for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++)
-		if (cpu_map_[cpu] == index && cxmq_os_cpu_possible(cpu))
-			h->ctx_cpus[h->nr_ctx++] = cpu;
 	for (u32 tag = 0; tag < depth; tag++) {
 		Request *rq = new (h->rq(tag)) Request();
 		rq->tag = tag;
@@ -152,7 +200,7 @@ void Queue::free_hctx(HwQueue *h)
 Queue::~Queue()
 {
 	if (hctxs_) {
-		for (u32 i = 0; i < nr_hw_queues_; i++) {
+		for (u32 i = 0; i < max_hw_queues_; i++) {
 			if (!hctxs_[i])
 				continue;
 			backend_->exit_hctx(*hctxs_[i]);
@@ -367,7 +415,14 @@ void Queue::run_hw_queue(HwQueue &h)
 
 void Queue::run_hw_queue_async(HwQueue &h, u32 delay_us)
 {
+	// On an online CPU of this queue if there is one (the host falls back to any CPU).
 	u32 cpu = h.nr_ctx ? h.ctx_cpus[0] : 0;
+	for (u32 i = 0; i < h.nr_ctx; i++) {
+		if (cxmq_os_cpu_online(h.ctx_cpus[i])) {
+			cpu = h.ctx_cpus[i];
+			break;
+		}
+	}
 	cxmq_os_work_schedule(h.run_work, delay_us, cpu);
 }
 

@@ -46,8 +46,8 @@ struct alignas(kCacheLine) HwQueue {
 	TagMap tags;
 	char *rq_mem = nullptr;       // depth requests, rq_stride bytes each
 	u32 rq_stride = 0;
-	u32 *ctx_cpus = nullptr;      // CPUs whose software queues feed this hardware queue
-	u32 nr_ctx = 0;
+	u32 *ctx_cpus = nullptr;      // CPUs whose software queues feed this hardware queue, in
+	u32 nr_ctx = 0;               // order (room for every CPU: a remap never reallocates)
 	cxmq_os_work *run_work = nullptr; // deferred runs
 	void *driver_data = nullptr;  // the backend's
 
@@ -75,6 +75,11 @@ public:
 	static Queue *create(const cxmq_dev_config &cfg, Backend *backend, int *err);
 
 	void set_live();
+	// Changes the number of hardware queues to `want` (capped to 1..possible CPUs) and remaps
+	// the CPUs. The caller has frozen the queue and keeps readers of the map out. When memory
+	// runs short the queue keeps as many queues as it could allocate (at least the ones it
+	// had). Returns the number in use.
+	u32 update_nr_hw_queues(u32 want);
 	// Refuses new IO and waits for IO in flight; the queue is then only fit for destroy().
 	void shutdown();
 	void submit_bio(void *bio, cxmq_op op, u64 sector, u32 nr_sectors, u32 flags,
@@ -105,6 +110,7 @@ private:
 	HwQueue *alloc_hctx(u32 index);
 	void free_hctx(HwQueue *h);
 	void map_queues();
+	void assign_ctxs();
 	bool enter(bool nowait, bool *dying);
 	void exit() { cxmq_os_usage_put(usage_); }
 	bool issue_direct(HwQueue &hctx, Request &rq);
@@ -118,6 +124,7 @@ private:
 	Backend *backend_ = nullptr;
 	u32 nr_cpu_ids_ = 0;
 	u32 nr_hw_queues_ = 0;
+	u32 max_hw_queues_ = 0;       // possible CPUs: the size of hctxs_
 	HwQueue **hctxs_ = nullptr;
 	SwQueue *ctxs_ = nullptr;
 	u32 *cpu_map_ = nullptr;
