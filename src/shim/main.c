@@ -11,8 +11,10 @@
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/numa.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
 
-#include "cxmq/core.h"
+#include "cxmq_shim.h"
 
 static unsigned long g_gb = 250;
 module_param_named(gb, g_gb, ulong, 0444);
@@ -61,14 +63,6 @@ MODULE_PARM_DESC(home_node, "NUMA node for device memory (-1: any, default)");
 
 #define CXMQ_MAX_DEVICES 1024
 
-struct cxmq_dev {
-	struct list_head list;
-	int index;
-	struct cxmq_dev_config cfg;
-	struct cxmq_queue *q;
-	struct gendisk *disk;
-	struct dentry *debugfs;
-};
 
 static int cxmq_major;
 static struct dentry *cxmq_debugfs_root;
@@ -164,7 +158,9 @@ static ssize_t cxmq_stats_read(struct file *file, char __user *ubuf, size_t coun
 	buf = kmalloc(PAGE_SIZE, GFP_KERNEL);
 	if (!buf)
 		return -ENOMEM;
+	mutex_lock(&dev->map_lock); /* the hardware queues do not change meanwhile */
 	len = cxmq_queue_format_stats(dev->q, buf, PAGE_SIZE);
+	mutex_unlock(&dev->map_lock);
 	ret = simple_read_from_buffer(ubuf, count, ppos, buf, len);
 	kfree(buf);
 	return ret;
@@ -183,27 +179,36 @@ static void cxmq_dev_free(struct cxmq_dev *dev)
 		cxmq_queue_destroy(dev->q);
 	if (dev->index >= 0)
 		ida_free(&cxmq_index_ida, dev->index);
+	cxmq_mq_dev_free(dev);
 	kfree(dev);
 }
 
-static int cxmq_dev_add(const struct cxmq_dev_config *cfg)
+/* A new device from a checked configuration: the disk is live when this returns. */
+struct cxmq_dev *cxmq_dev_create(const struct cxmq_dev_config *cfg, int *err)
 {
 	struct cxmq_dev *dev;
 	struct gendisk *disk;
 	int ret;
 
 	dev = kzalloc_node(sizeof(*dev), GFP_KERNEL, cfg->home_node);
-	if (!dev)
-		return -ENOMEM;
+	if (!dev) {
+		*err = -ENOMEM;
+		return NULL;
+	}
 	dev->cfg = *cfg;
+	INIT_LIST_HEAD(&dev->list);
 	dev->index = ida_alloc_max(&cxmq_index_ida, CXMQ_MAX_DEVICES - 1, GFP_KERNEL);
 	if (dev->index < 0) {
 		ret = dev->index;
 		goto out_free;
 	}
+	ret = cxmq_mq_dev_init(dev);
+	if (ret)
+		goto out_free;
 	dev->q = cxmq_queue_create(cfg, &ret);
 	if (!dev->q)
 		goto out_free;
+	dev->cfg.submit_queues = cxmq_queue_nr_hw_queues(dev->q);
 	cxmq_queue_set_busy_every(dev->q, g_busy_every);
 
 	disk = blk_alloc_disk(cfg->home_node);
@@ -234,10 +239,20 @@ static int cxmq_dev_add(const struct cxmq_dev_config *cfg)
 		disk->queue->limits.discard_granularity = CXMQ_PAGE_SIZE;
 	}
 
-	ret = add_disk(disk);
+	ret = cxmq_hotplug_add(dev);
 	if (ret)
 		goto out_put_disk;
+	ret = add_disk(disk);
+	if (ret)
+		goto out_hotplug;
 	atomic_inc(&cxmq_disks_alive); /* ->free_disk is called only for added disks */
+	ret = cxmq_mq_register(dev);
+	if (ret) {
+		pr_err("cxmq: %s: cannot create its mq/ directory: %d\n", disk->disk_name, ret);
+		cxmq_hotplug_remove(dev);
+		del_gendisk(disk);
+		goto out_put_disk;
+	}
 	cxmq_queue_set_live(dev->q);
 	if (cxmq_debugfs_root) {
 		dev->debugfs = debugfs_create_dir(disk->disk_name, cxmq_debugfs_root);
@@ -247,18 +262,28 @@ static int cxmq_dev_add(const struct cxmq_dev_config *cfg)
 	mutex_lock(&cxmq_devices_lock);
 	list_add_tail(&dev->list, &cxmq_devices);
 	mutex_unlock(&cxmq_devices_lock);
-	return 0;
+	*err = 0;
+	return dev;
 
+out_hotplug:
+	cxmq_hotplug_remove(dev);
 out_put_disk:
 	put_disk(disk);
 out_free:
 	cxmq_dev_free(dev);
-	return ret;
+	*err = ret;
+	return NULL;
 }
 
-static void cxmq_dev_del(struct cxmq_dev *dev)
+/* Removes the disk (IO still in flight drains; new IO fails) and frees the device. */
+void cxmq_dev_destroy(struct cxmq_dev *dev)
 {
+	mutex_lock(&cxmq_devices_lock);
+	list_del_init(&dev->list);
+	mutex_unlock(&cxmq_devices_lock);
 	debugfs_remove_recursive(dev->debugfs);
+	cxmq_hotplug_remove(dev);
+	cxmq_mq_unregister(dev);
 	/* No new bios after del_gendisk; the queue then drains what is in flight. */
 	del_gendisk(dev->disk);
 	cxmq_queue_destroy(dev->q);
@@ -267,16 +292,56 @@ static void cxmq_dev_del(struct cxmq_dev *dev)
 	cxmq_dev_free(dev);
 }
 
+/*
+ * Changes the number of hardware queues of a live device: freeze (IO in flight drains, new IO
+ * waits), remove the mq/ directories, remap, add them again, unfreeze. Allocations meanwhile
+ * must not recurse into IO (to this frozen queue, for one). Returns the number now in use.
+ */
+int cxmq_dev_set_nr_hw_queues(struct cxmq_dev *dev, u32 nr)
+{
+	unsigned int noio;
+	u32 got;
+
+	cxmq_queue_freeze(dev->q);
+	noio = memalloc_noio_save();
+	mutex_lock(&dev->sysfs_dir_lock);
+	if (dev->mq_registered)
+		cxmq_mq_remove_dirs(dev);
+	mutex_lock(&dev->map_lock);
+	got = cxmq_queue_update_nr_hw_queues(dev->q, nr);
+	dev->cfg.submit_queues = got;
+	mutex_unlock(&dev->map_lock);
+	if (dev->mq_registered && cxmq_mq_add_dirs(dev))
+		pr_warn("cxmq: %s: out of memory: mq/ shows no hardware queues until the next change\n",
+			dev->disk->disk_name);
+	mutex_unlock(&dev->sysfs_dir_lock);
+	memalloc_noio_restore(noio);
+	cxmq_queue_unfreeze(dev->q);
+	return got;
+}
+
 static void cxmq_del_all(void)
 {
-	struct cxmq_dev *dev, *next;
+	struct cxmq_dev *dev;
 
-	mutex_lock(&cxmq_devices_lock);
-	list_for_each_entry_safe(dev, next, &cxmq_devices, list) {
-		list_del(&dev->list);
-		cxmq_dev_del(dev);
+	for (;;) {
+		mutex_lock(&cxmq_devices_lock);
+		dev = list_first_entry_or_null(&cxmq_devices, struct cxmq_dev, list);
+		mutex_unlock(&cxmq_devices_lock);
+		if (!dev)
+			break;
+		cxmq_dev_destroy(dev);
 	}
-	mutex_unlock(&cxmq_devices_lock);
+}
+
+int cxmq_check_home_node(int node, const char *what)
+{
+	if (node != NUMA_NO_NODE && (node < 0 || node >= nr_node_ids || !node_online(node))) {
+		pr_err("cxmq: %s=%d is invalid: must be -1 or an online node below %u\n", what,
+		       node, nr_node_ids);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static int cxmq_params_to_config(struct cxmq_dev_config *cfg)
@@ -291,12 +356,8 @@ static int cxmq_params_to_config(struct cxmq_dev_config *cfg)
 		       CXMQ_MAX_DEVICES);
 		return -EINVAL;
 	}
-	if (g_home_node != NUMA_NO_NODE &&
-	    (g_home_node < 0 || g_home_node >= nr_node_ids || !node_online(g_home_node))) {
-		pr_err("cxmq: home_node=%d is invalid: must be -1 or an online node below %u\n",
-		       g_home_node, nr_node_ids);
+	if (cxmq_check_home_node(g_home_node, "home_node"))
 		return -EINVAL;
-	}
 	cfg->size_mb = (u64)g_gb * 1024;
 	cfg->bs = g_bs;
 	cfg->submit_queues = g_submit_queues;
@@ -306,6 +367,29 @@ static int cxmq_params_to_config(struct cxmq_dev_config *cfg)
 	cfg->memory_backed = g_memory_backed;
 	cfg->home_node = g_home_node;
 	return cxmq_config_check(cfg);
+}
+
+static void cxmq_cleanup(void)
+{
+	cxmq_del_all();
+	/* ->free_disk and our kobjects' releases (each holds its parent, up to the disk) are done */
+	wait_event(cxmq_disks_wq, atomic_read(&cxmq_disks_alive) == 0);
+	cxmq_hotplug_exit();
+	debugfs_remove_recursive(cxmq_debugfs_root);
+	unregister_blkdev(cxmq_major, "cxmq");
+}
+
+void cxmq_default_config(struct cxmq_dev_config *cfg)
+{
+	cxmq_config_defaults(cfg);
+	cfg->size_mb = (u64)g_gb * 1024;
+	cfg->bs = g_bs;
+	cfg->submit_queues = g_submit_queues;
+	cfg->hw_queue_depth = g_hw_queue_depth;
+	cfg->irqmode = g_irqmode;
+	cfg->completion_nsec = g_completion_nsec;
+	cfg->memory_backed = g_memory_backed;
+	cfg->home_node = g_home_node;
 }
 
 static int __init cxmq_init(void)
@@ -325,28 +409,35 @@ static int __init cxmq_init(void)
 	cxmq_debugfs_root = debugfs_create_dir("cxmq", NULL);
 	if (IS_ERR(cxmq_debugfs_root))
 		cxmq_debugfs_root = NULL;
+	ret = cxmq_hotplug_init();
+	if (ret) {
+		pr_err("cxmq: cannot register for CPU hotplug: %d\n", ret);
+		goto fail;
+	}
 	for (i = 0; i < g_nr_devices; i++) {
-		ret = cxmq_dev_add(&cfg);
-		if (ret) {
+		if (!cxmq_dev_create(&cfg, &ret)) {
 			pr_err("cxmq: creating device %u failed: %d\n", i, ret);
-			cxmq_del_all();
-			wait_event(cxmq_disks_wq, atomic_read(&cxmq_disks_alive) == 0);
-			debugfs_remove_recursive(cxmq_debugfs_root);
-			unregister_blkdev(cxmq_major, "cxmq");
-			return ret;
+			goto fail;
 		}
+	}
+	ret = cxmq_configfs_init();
+	if (ret) {
+		pr_err("cxmq: cannot register /sys/kernel/config/cxmq: %d\n", ret);
+		goto fail;
 	}
 	pr_info("cxmq: %u device(s), %u hardware queue(s) of depth %u each\n", g_nr_devices,
 		cfg.submit_queues, cfg.hw_queue_depth);
 	return 0;
+fail:
+	cxmq_cleanup();
+	return ret;
 }
 
 static void __exit cxmq_exit(void)
 {
-	cxmq_del_all();
-	wait_event(cxmq_disks_wq, atomic_read(&cxmq_disks_alive) == 0);
-	debugfs_remove_recursive(cxmq_debugfs_root);
-	unregister_blkdev(cxmq_major, "cxmq");
+	/* configfs devices pin the module: none is left when this runs */
+	cxmq_configfs_exit();
+	cxmq_cleanup();
 	ida_destroy(&cxmq_index_ida);
 }
 

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What the module's C files share: a device (gendisk + cxmq queue), its mq/ sysfs tree, the CPU
+ * hotplug state, configfs.
+ */
+#ifndef CXMQ_SHIM_H
+#define CXMQ_SHIM_H
+
+#include <linux/blkdev.h>
+#include <linux/cpumask.h>
+#include <linux/list.h>
+#include <linux/mutex.h>
+
+#include "cxmq/core.h"
+
+struct cxmq_mq_obj;
+
+struct cxmq_dev {
+	struct list_head list;          /* cxmq_devices, under cxmq_devices_lock */
+	int index;
+	struct cxmq_dev_config cfg;     /* cfg.submit_queues: the hardware queues in use */
+	struct cxmq_queue *q;
+	struct gendisk *disk;
+	struct dentry *debugfs;
+
+	/*
+	 * The mq/ tree. sysfs_dir_lock serialises adding and removing its directories and every
+	 * change of what they show (the map, sysfs_cpus); it is held across kobject removal,
+	 * which waits for readers, so no reader ever takes it. map_lock is what readers take
+	 * (show, the debugfs stats): it is held only while the map or sysfs_cpus change, with
+	 * sysfs_dir_lock held and the directories removed, so a reader never sees half a map.
+	 */
+	struct mutex sysfs_dir_lock;
+	struct mutex map_lock;
+	bool mq_registered;             /* under sysfs_dir_lock: the tree exists */
+	cpumask_var_t sysfs_cpus;       /* online CPUs, as the tree shows them */
+	struct kobject *mq_kobj;
+	struct cxmq_mq_obj **hctx_objs; /* nr_cpu_ids entries each */
+	struct cxmq_mq_obj **ctx_objs;
+
+	struct hlist_node cpuhp_node;
+	bool cpuhp_added;
+};
+
+/* main.c */
+struct cxmq_dev *cxmq_dev_create(const struct cxmq_dev_config *cfg, int *err);
+void cxmq_dev_destroy(struct cxmq_dev *dev);
+int cxmq_dev_set_nr_hw_queues(struct cxmq_dev *dev, u32 nr);
+int cxmq_check_home_node(int node, const char *what);
+void cxmq_default_config(struct cxmq_dev_config *cfg); /* the module parameters' */
+
+/* mq_sysfs.c */
+int cxmq_mq_dev_init(struct cxmq_dev *dev);        /* before the queue exists */
+void cxmq_mq_dev_free(struct cxmq_dev *dev);
+int cxmq_mq_register(struct cxmq_dev *dev);        /* after add_disk */
+void cxmq_mq_unregister(struct cxmq_dev *dev);     /* before del_gendisk */
+void cxmq_mq_remove_dirs(struct cxmq_dev *dev);    /* sysfs_dir_lock held */
+int cxmq_mq_add_dirs(struct cxmq_dev *dev);        /* sysfs_dir_lock held */
+int cxmq_hotplug_init(void);
+void cxmq_hotplug_exit(void);
+int cxmq_hotplug_add(struct cxmq_dev *dev);
+void cxmq_hotplug_remove(struct cxmq_dev *dev);
+
+/* configfs.c */
+int cxmq_configfs_init(void);
+void cxmq_configfs_exit(void);
+
+#endif
