@@ -117,6 +117,8 @@ struct cxmq_os_usage;
 struct cxmq_os_usage *cxmq_os_usage_create(void (*on_zero)(void *arg), void *arg);
 void cxmq_os_usage_destroy(struct cxmq_os_usage *u);
 int cxmq_os_usage_tryget_live(struct cxmq_os_usage *u);
+/* Another reference, taken by a holder of one (dead or not): never fails. */
+void cxmq_os_usage_get(struct cxmq_os_usage *u);
 void cxmq_os_usage_put(struct cxmq_os_usage *u);
 void cxmq_os_usage_kill(struct cxmq_os_usage *u);      /* no new live gets; on_zero at zero */
 int cxmq_os_usage_is_zero(struct cxmq_os_usage *u);

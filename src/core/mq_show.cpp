@@ -37,13 +37,17 @@ int show_list(TextOut &o, const char *header, SpinLock &lock, List &list)
 	static const char kMore[] = "\t...\n";
 	o.put("%s\n", header);
 	LockGuard g(lock);
+	u32 left = 0;
+	list.for_each([&](ListNode *) { left++; });
 	bool full = false;
 	list.for_each([&](ListNode *n) {
 		if (full)
 			return;
 		const Request &rq = *Request::from_node(n);
-		if (!o.put_line_reserving(sizeof(kMore) - 1, "\ttag %u %s sector %llu len %u\n",
-					  rq.tag, op_name(rq.op), ull(rq.sector), rq.nr_sectors)) {
+		// Room for the marker is kept only while another line would follow.
+		const size_t reserve = --left ? sizeof(kMore) - 1 : 0;
+		if (!o.put_line_reserving(reserve, "\ttag %u %s sector %llu len %u\n", rq.tag,
+					  op_name(rq.op), ull(rq.sector), rq.nr_sectors)) {
 			o.put("%s", kMore);
 			full = true;
 		}

@@ -322,21 +322,32 @@ void Queue::submit_bio(void *bio, cxmq_op op, u64 sector, u32 nr_sectors, u32 fl
 {
 	const bool nowait = flags & CXMQ_BIO_NOWAIT;
 	bool dying;
+	// Two usage references: the request's (dropped by its completion, which may come before
+	// queue_rq returns) and this submission's, dropped on the way out, so that a freeze (and
+	// with it a change of the hardware queues) also waits for submitters still touching a
+	// hardware queue after their request completed.
 	if (cxmq_unlikely(!enter(nowait, &dying))) {
 		cxmq_os_bio_end(bio, dying ? CXMQ_STS_IOERR : CXMQ_STS_AGAIN, cookie);
 		return;
 	}
+	submit_rq(bio, op, sector, nr_sectors, flags, cookie, nowait);
+	exit();
+}
+
+void Queue::submit_rq(void *bio, cxmq_op op, u64 sector, u32 nr_sectors, u32 flags, u64 cookie,
+		      bool nowait)
+{
 	const u32 cpu = cxmq_os_this_cpu();
 	HwQueue &h = hctx_for_cpu(cpu);
 	s32 tag = h.tags.try_get(cpu);
 	if (cxmq_unlikely(tag == TagMap::kNoTag)) {
 		if (nowait) {
-			exit();
 			cxmq_os_bio_end(bio, CXMQ_STS_AGAIN, cookie);
 			return;
 		}
 		tag = static_cast<s32>(h.tags.get_wait(cpu));
 	}
+	cxmq_os_usage_get(usage_); // the request's, dropped by end_request
 	Request &rq = *h.rq(static_cast<u32>(tag));
 	rq.bio = bio;
 	rq.cookie = cookie;

@@ -113,6 +113,8 @@ private:
 	void assign_ctxs();
 	bool enter(bool nowait, bool *dying);
 	void exit() { cxmq_os_usage_put(usage_); }
+	void submit_rq(void *bio, cxmq_op op, u64 sector, u32 nr_sectors, u32 flags, u64 cookie,
+		       bool nowait);
 	bool issue_direct(HwQueue &hctx, Request &rq);
 	void insert_to_ctx(SwQueue &ctx, Request &rq);
 	bool dispatch_once(HwQueue &hctx);

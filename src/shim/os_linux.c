@@ -309,6 +309,11 @@ int cxmq_os_usage_tryget_live(struct cxmq_os_usage *u)
 	return percpu_ref_tryget_live(&u->ref);
 }
 
+void cxmq_os_usage_get(struct cxmq_os_usage *u)
+{
+	percpu_ref_get(&u->ref);
+}
+
 void cxmq_os_usage_put(struct cxmq_os_usage *u)
 {
 	percpu_ref_put(&u->ref);

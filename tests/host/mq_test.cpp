@@ -1019,9 +1019,10 @@ TEST_F(Mq, RqListShowsAStagedSoftwareQueueBoundedByTheBuffer)
 	destroy_queue(q);
 }
 
-// ==== known bugs ====
+// ==== regressions: bugs these tests found in the first version, fixed since ====
 
-// BUG: src/core/mq_show.cpp, show_list() with TextOut::put_line_reserving (src/core/text.h):
+// Was a bug (fixed: the marker's room is reserved only while another line follows):
+// src/core/mq_show.cpp, show_list() with TextOut::put_line_reserving (src/core/text.h):
 // every request line is kept only if it fits *and leaves room for the "\t...\n" line*, also the
 // last line of the list, after which no "..." is needed. So when the buffer holds the whole
 // text and its NUL with less than 5 bytes to spare (size in len+1 .. len+5), the show drops the
@@ -1032,8 +1033,6 @@ TEST_F(Mq, RqListShowsAStagedSoftwareQueueBoundedByTheBuffer)
 // does not fit with the reserve, accept it anyway if it is the last one and fits on its own.
 TEST_F(Mq, AListThatFitsExactlyIsShownWhole)
 {
-	SKIP_UNLESS_BUG_TESTS("a list that fits the buffer within 5 bytes loses its last line to "
-			      "\"...\" (src/core/mq_show.cpp show_list)");
 	set_topology(simple_topology(2));
 	set_work_manual(true);
 	ScriptBackend be([](const Call &, uint64_t) { return Decision{Act::Busy}; });
@@ -1088,7 +1087,8 @@ public:
 	}
 };
 
-// BUG: src/core/queue.cpp, Queue::update_nr_hw_queues (with Queue::issue_direct,
+// Was a bug (fixed: submit_bio holds its own usage reference until it stops touching the
+// queue, besides the request's): src/core/queue.cpp, Queue::update_nr_hw_queues (with Queue::issue_direct,
 // run_hw_queue, dispatch_once): the freeze only waits for the usage count to reach zero, and a
 // request drops its reference in end_request(); but its submitter goes on using the hardware
 // queue after that: issue_direct clears kRunning in h.state (and may run the queue) once queue_rq
@@ -1106,8 +1106,6 @@ public:
 // blk_mq_quiesce_queue's SRCU/RCU grace period does, before removing queues).
 TEST_F(Mq, UpdateDoesNotTearDownAQueueASubmitterIsStillIn)
 {
-	SKIP_UNLESS_BUG_TESTS("update_nr_hw_queues frees a hardware queue a submitter is still in "
-			      "once its request completed (src/core/queue.cpp)");
 	set_quarantine(true); // the submitter's late write lands in kept memory, not freed memory
 	set_topology(simple_topology(4));
 	SlowReturnBackend be;

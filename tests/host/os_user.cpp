@@ -720,6 +720,14 @@ int cxmq_os_usage_tryget_live(struct cxmq_os_usage *u)
 	return 1;
 }
 
+void cxmq_os_usage_get(struct cxmq_os_usage *u)
+{
+	check_obj(&u->hdr, kUsageMagic, "usage counter", "cxmq_os_usage_get");
+	uint64_t old = u->v.fetch_add(1);
+	if ((old & ~kDead) == 0)
+		report("cxmq_os_usage_get: no reference held (the count was zero)");
+}
+
 void cxmq_os_usage_put(struct cxmq_os_usage *u)
 {
 	check_obj(&u->hdr, kUsageMagic, "usage counter", "cxmq_os_usage_put");
