@@ -18,8 +18,9 @@ mkdir -p "$t"/{bin,dev,proc,sys,host,etc,lib/cxmq-mods}
 cp "$bb" "$t/bin/busybox"
 install -m 755 "$CXMQ_ROOT/qemu/init" "$t/init"
 : > "$t/etc/modules.order"
-# modules needed for virtio-pci + 9p, in load order; nothing for kernels that build them in
-for m in virtio_pci 9pnet_virtio 9p; do
+# modules needed for virtio-pci + 9p (and configfs, for cxmq's devices), in load order; nothing
+# for kernels that build them in
+for m in virtio_pci 9pnet_virtio 9p configfs; do
 	modprobe -d "$kdir/mods" -S "$abi" --show-depends "$m" 2>/dev/null | awk '$1=="insmod"{print $2}'
 done | awk '!seen[$0]++' | while read -r ko; do
 	cp "$ko" "$t/lib/cxmq-mods/"; basename "$ko" >> "$t/etc/modules.order"
