@@ -8,6 +8,7 @@
 #   make demo            the main job: build, boot a VM, load, fio on /dev/cxmq0, show sysfs
 #   make bench           fio rounds in one VM: cxmq against null_blk (mq, bio) and brd (scripts/bench.sh;
 #                        options in BENCH_ARGS, e.g. make bench BENCH_ARGS="--rounds 5 --cpus 4")
+#   make scenarios       issue 4's scenarios at full length on the debug kernel (scripts/scenarios.sh)
 #   make clean
 
 KVER ?= $(shell apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: linux-image-\([0-9].*-amd64\)$$/\1/p' | head -n1)
@@ -34,6 +35,9 @@ host-test:
 test:
 	@scripts/test.sh
 
+scenarios:
+	@scripts/scenarios.sh
+
 demo:
 	@scripts/demo.sh
 
@@ -45,4 +49,4 @@ clean:
 	@$(MAKE) -C tests/host clean
 	@rm -f .build.log
 
-.PHONY: all module check-ko host-test test demo bench clean
+.PHONY: all module check-ko host-test test demo bench scenarios clean
