@@ -478,4 +478,57 @@ void cxmq_kt_mem_store_concurrent(cxmq_kt *t)
 	destroy(s.store); // frees every page and node: kmemleak checks
 }
 
+// The hardware queue count changes (freeze, update, unfreeze) again and again while threads on
+// every CPU submit and completions come from softirqs on other CPUs: every bio completes once,
+// without error, and no submitter is left inside a hardware queue that a shrink freed (KASAN).
+struct ResizeArgs {
+	SubmitArgs submit;
+	u32 max_queues;
+	u32 changes;
+	u32 bad_counts;
+	u32 submitters_left;
+};
+
+void resize_thread(void *p, unsigned int i)
+{
+	auto *a = static_cast<ResizeArgs *>(p);
+	if (i > 0) {
+		submit_thread(&a->submit, i - 1);
+		__atomic_sub_fetch(&a->submitters_left, 1u, __ATOMIC_RELEASE);
+		return;
+	}
+	for (u32 n = 0; __atomic_load_n(&a->submitters_left, __ATOMIC_ACQUIRE); n++) {
+		const u32 want = n % 2 ? a->max_queues : 1;
+		a->submit.q->freeze();
+		if (a->submit.q->update_nr_hw_queues(want) != want)
+			a->bad_counts++;
+		a->submit.q->unfreeze();
+		a->changes++;
+		cxmq_kt_msleep(1);
+	}
+}
+
+void cxmq_kt_queue_resize_under_io(cxmq_kt *t)
+{
+	const u32 cpus = cxmq_kt_nr_online_cpus(), submitters = cpus * 2, per = 800;
+	cxmq_dev_config cfg = small_config(cpus, 16);
+	cfg.irqmode = 1;
+	KT_ASSERT(t, cxmq_config_check(&cfg) == 0);
+	Queue *q = make_null_queue(cfg, nullptr);
+	KT_ASSERT(t, q);
+	q->set_live();
+	cxmq_kt_bios *bios = cxmq_kt_bios_create(submitters * per);
+	KT_ASSERT(t, bios);
+	ResizeArgs a{{q, bios, per, 0}, cpus, 0, 0, submitters};
+	KT_EXPECT(t, cxmq_kt_run_threads(submitters + 1, resize_thread, &a) == 0);
+	KT_EXPECT(t, cxmq_kt_bios_wait(bios, u64(submitters) * per, 60000));
+	KT_EXPECT(t, cxmq_kt_bios_errors(bios) == 0);
+	KT_EXPECT(t, a.bad_counts == 0);
+	KT_EXPECT(t, a.changes > 0);
+	cxmq_kt_log(t, "%u hardware queue count changes under %u submitters", a.changes, submitters);
+	teardown(q);
+	KT_EXPECT(t, cxmq_kt_bios_done(bios) == u64(submitters) * per);
+	cxmq_kt_bios_destroy(bios);
+}
+
 } // extern "C"

@@ -204,7 +204,8 @@ void cxmq_kt_bios_destroy(struct cxmq_kt_bios *b)
 	X(queue_cpu_map)                                                                      \
 	X(null_irqmode_softirq)                                                              \
 	X(null_irqmode_timer)                                                                \
-	X(mem_store_concurrent)
+	X(mem_store_concurrent)                                                              \
+	X(queue_resize_under_io)
 
 #define CXMQ_KT_DECLARE(name) void cxmq_kt_##name(struct cxmq_kt *t);
 CXMQ_KT_CASES(CXMQ_KT_DECLARE)
