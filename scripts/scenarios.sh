@@ -28,7 +28,8 @@ ko=$(scripts/build-module.sh "$kdir")
 out=$(mktemp -d "${TMPDIR:-/tmp}/cxmq-scenarios.XXXXXX")
 scripts/vm-run.sh --kernel "$kdir" --cpus 4 --timeout 5400 --out "$out" \
 	--env "CXMQ_KO_DIR=$ko" --env "CXMQ_SCEN_SECONDS=$seconds" --env "CXMQ_SCEN_CYCLES=$cycles" \
-	--env "CXMQ_SCEN_ONLY=$only" tests/vm/scenarios.sh | tee "$out.log" | grep -E '^(ok|not ok|#)'
+	--env "CXMQ_SCEN_ONLY=$only" --env "CXMQ_SCEN_NULLB=$([ "$kernel" = debian ] && echo 1 || echo 0)" \
+	tests/vm/scenarios.sh | tee "$out.log" | grep -E '^(ok|not ok|#)'
 rc=${PIPESTATUS[0]}
 echo "$(grep -c '^ok - ' "$out.log" || true) passed, $(grep -c '^not ok - ' "$out.log" || true) failed"
 exit "$rc"

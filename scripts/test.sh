@@ -105,7 +105,7 @@ if [ $need_vm = 1 ] && [[ " $LAYERS " == *" vm "* ]]; then
 		add "build: cxmq for Debian kernel" 1 0
 		vm_job integration-debian-kernel "$dkdir" 2 tests/vm/integration.sh "CXMQ_KO_DIR=$dko" CXMQ_FIO_RUNTIME=5
 		vm_job mq-debian-kernel-4cpu "$dkdir" 4 tests/vm/mq.sh "CXMQ_KO_DIR=$dko" CXMQ_VERIFY_SIZE=32m
-		vm_job scenarios-debian-kernel-4cpu "$dkdir" 4 tests/vm/scenarios.sh "CXMQ_KO_DIR=$dko" CXMQ_SCEN_SECONDS=20 CXMQ_SCEN_CYCLES=200
+		vm_job scenarios-debian-kernel-4cpu "$dkdir" 4 tests/vm/scenarios.sh "CXMQ_KO_DIR=$dko" CXMQ_SCEN_SECONDS=20 CXMQ_SCEN_CYCLES=200 CXMQ_SCEN_NULLB=1
 	else
 		cat "$RUN_DIR/build-debian.log" 2>/dev/null; add "build: cxmq for Debian kernel" 0 1
 	fi

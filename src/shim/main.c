@@ -344,41 +344,7 @@ int cxmq_check_home_node(int node, const char *what)
 	return 0;
 }
 
-static int cxmq_params_to_config(struct cxmq_dev_config *cfg)
-{
-	cxmq_config_defaults(cfg);
-	if (g_gb == 0 || g_gb > CXMQ_MAX_GB) {
-		pr_err("cxmq: gb=%lu is invalid: must be 1..%u\n", g_gb, CXMQ_MAX_GB);
-		return -EINVAL;
-	}
-	if (g_nr_devices > CXMQ_MAX_DEVICES) {
-		pr_err("cxmq: nr_devices=%u is invalid: must be 0..%u\n", g_nr_devices,
-		       CXMQ_MAX_DEVICES);
-		return -EINVAL;
-	}
-	if (cxmq_check_home_node(g_home_node, "home_node"))
-		return -EINVAL;
-	cfg->size_mb = (u64)g_gb * 1024;
-	cfg->bs = g_bs;
-	cfg->submit_queues = g_submit_queues;
-	cfg->hw_queue_depth = g_hw_queue_depth;
-	cfg->irqmode = g_irqmode;
-	cfg->completion_nsec = g_completion_nsec;
-	cfg->memory_backed = g_memory_backed;
-	cfg->home_node = g_home_node;
-	return cxmq_config_check(cfg);
-}
-
-static void cxmq_cleanup(void)
-{
-	cxmq_del_all();
-	/* ->free_disk and our kobjects' releases (each holds its parent, up to the disk) are done */
-	wait_event(cxmq_disks_wq, atomic_read(&cxmq_disks_alive) == 0);
-	cxmq_hotplug_exit();
-	debugfs_remove_recursive(cxmq_debugfs_root);
-	unregister_blkdev(cxmq_major, "cxmq");
-}
-
+/* A configuration from the module parameters (configfs devices start from it too). */
 void cxmq_default_config(struct cxmq_dev_config *cfg)
 {
 	cxmq_config_defaults(cfg);
@@ -390,6 +356,33 @@ void cxmq_default_config(struct cxmq_dev_config *cfg)
 	cfg->completion_nsec = g_completion_nsec;
 	cfg->memory_backed = g_memory_backed;
 	cfg->home_node = g_home_node;
+}
+
+static int cxmq_params_to_config(struct cxmq_dev_config *cfg)
+{
+	if (g_gb == 0 || g_gb > CXMQ_MAX_GB) {
+		pr_err("cxmq: gb=%lu is invalid: must be 1..%u\n", g_gb, CXMQ_MAX_GB);
+		return -EINVAL;
+	}
+	if (g_nr_devices > CXMQ_MAX_DEVICES) {
+		pr_err("cxmq: nr_devices=%u is invalid: must be 0..%u\n", g_nr_devices,
+		       CXMQ_MAX_DEVICES);
+		return -EINVAL;
+	}
+	if (cxmq_check_home_node(g_home_node, "home_node"))
+		return -EINVAL;
+	cxmq_default_config(cfg);
+	return cxmq_config_check(cfg);
+}
+
+static void cxmq_cleanup(void)
+{
+	cxmq_del_all();
+	/* ->free_disk and our kobjects' releases (each holds its parent, up to the disk) are done */
+	wait_event(cxmq_disks_wq, atomic_read(&cxmq_disks_alive) == 0);
+	cxmq_hotplug_exit();
+	debugfs_remove_recursive(cxmq_debugfs_root);
+	unregister_blkdev(cxmq_major, "cxmq");
 }
 
 static int __init cxmq_init(void)

@@ -62,7 +62,10 @@ static ssize_t cxmq_cpu_list_show(struct cxmq_dev *dev, u32 hctx, char *page)
 	return len;
 }
 
-static ssize_t cxmq_hctx_attr_show(struct kobject *kobj, struct attribute *attr, char *page)
+static const struct kobj_type cxmq_ctx_ktype;
+
+/* Under map_lock: the map and the CPUs shown do not change meanwhile. */
+static ssize_t cxmq_mq_attr_show(struct kobject *kobj, struct attribute *attr, char *page)
 {
 	struct cxmq_mq_obj *obj = to_obj(kobj);
 	struct cxmq_mq_attr *a = container_of(attr, struct cxmq_mq_attr, attr);
@@ -70,7 +73,9 @@ static ssize_t cxmq_hctx_attr_show(struct kobject *kobj, struct attribute *attr,
 	ssize_t ret;
 
 	mutex_lock(&dev->map_lock);
-	if (a->id == CXMQ_HCTX_CPU_LIST)
+	if (kobj->ktype == &cxmq_ctx_ktype)
+		ret = cxmq_queue_show_ctx(dev->q, obj->cpu, a->id, page, PAGE_SIZE);
+	else if (a->id == CXMQ_HCTX_CPU_LIST)
 		ret = cxmq_cpu_list_show(dev, obj->hctx, page);
 	else
 		ret = cxmq_queue_show_hctx(dev->q, obj->hctx, a->id, page, PAGE_SIZE);
@@ -78,21 +83,8 @@ static ssize_t cxmq_hctx_attr_show(struct kobject *kobj, struct attribute *attr,
 	return ret;
 }
 
-static ssize_t cxmq_ctx_attr_show(struct kobject *kobj, struct attribute *attr, char *page)
-{
-	struct cxmq_mq_obj *obj = to_obj(kobj);
-	struct cxmq_mq_attr *a = container_of(attr, struct cxmq_mq_attr, attr);
-	struct cxmq_dev *dev = obj->dev;
-	ssize_t ret;
+static const struct sysfs_ops cxmq_mq_sysfs_ops = { .show = cxmq_mq_attr_show };
 
-	mutex_lock(&dev->map_lock);
-	ret = cxmq_queue_show_ctx(dev->q, obj->cpu, a->id, page, PAGE_SIZE);
-	mutex_unlock(&dev->map_lock);
-	return ret;
-}
-
-static const struct sysfs_ops cxmq_hctx_sysfs_ops = { .show = cxmq_hctx_attr_show };
-static const struct sysfs_ops cxmq_ctx_sysfs_ops = { .show = cxmq_ctx_attr_show };
 
 #define CXMQ_ATTR(_name, _id) \
 	static struct cxmq_mq_attr cxmq_attr_##_name = { \
@@ -132,13 +124,13 @@ static struct attribute *cxmq_ctx_attrs[] = {
 ATTRIBUTE_GROUPS(cxmq_ctx);
 
 static const struct kobj_type cxmq_hctx_ktype = {
-	.sysfs_ops = &cxmq_hctx_sysfs_ops,
+	.sysfs_ops = &cxmq_mq_sysfs_ops,
 	.default_groups = cxmq_hctx_groups,
 	.release = cxmq_mq_obj_release,
 };
 
 static const struct kobj_type cxmq_ctx_ktype = {
-	.sysfs_ops = &cxmq_ctx_sysfs_ops,
+	.sysfs_ops = &cxmq_mq_sysfs_ops,
 	.default_groups = cxmq_ctx_groups,
 	.release = cxmq_mq_obj_release,
 };
