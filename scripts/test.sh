@@ -99,7 +99,7 @@ if [ $need_vm = 1 ] && [[ " $LAYERS " == *" vm "* ]]; then
 	vm_job mq-test-kernel "$tkdir" 2 tests/vm/mq.sh "CXMQ_KO_DIR=$tko" CXMQ_VERIFY_SIZE=8m
 	vm_job mq-test-kernel-4cpu "$tkdir" 4 tests/vm/mq.sh "CXMQ_KO_DIR=$tko" CXMQ_VERIFY_SIZE=4m
 	log "layer vm: mq/ tree, configfs, runtime queue count, hotplug, lifetimes, leaks (shortened; full: scripts/scenarios.sh)"
-	vm_job scenarios-test-kernel-4cpu "$tkdir" 4 tests/vm/scenarios.sh "CXMQ_KO_DIR=$tko" CXMQ_SCEN_SECONDS=8 CXMQ_SCEN_CYCLES=20
+	vm_job scenarios-test-kernel-4cpu "$tkdir" 4 tests/vm/scenarios.sh "CXMQ_KO_DIR=$tko" CXMQ_SCEN_SECONDS=30 CXMQ_SCEN_CYCLES=20
 	log "layer vm: integration on Debian's stock kernel, module built against linux-headers-amd64"
 	if dkdir=$(scripts/fetch-debian-kernel.sh) && dko=$(scripts/build-module.sh "$dkdir" 2>"$RUN_DIR/build-debian.log"); then
 		add "build: cxmq for Debian kernel" 1 0

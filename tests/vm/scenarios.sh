@@ -2,7 +2,7 @@
 # lifetimes (issue 4's scenarios; the history of blk-mq's sysfs code as tests). Every scenario
 # ends with a check for kernel reports (WARNING, BUG, KASAN, lockdep, RCU stalls, hung tasks);
 # the leak scenario and the end of the job scan kmemleak.
-#   CXMQ_SCEN_SECONDS  duration of scenarios 1 and 2 (quick default 8; the issue's full: 60)
+#   CXMQ_SCEN_SECONDS  duration of scenarios 1 and 2 (default 8; the test command 30 and 20; full: 60)
 #   CXMQ_SCEN_CYCLES   create/remove cycles of scenario 5 (quick default 40; full: 200)
 #   CXMQ_SCEN_ONLY     run only these scenario numbers (e.g. "1 3")
 . "$CXMQ_ROOT/tests/vm/lib.sh"
@@ -86,7 +86,8 @@ readers_start() { # DISK N
 	local i
 	READER_PIDS=""
 	for i in $(seq 1 "$2"); do
-		python3 - "$1" "$T/reader.$i" <<'PY' &
+		# niced: they read all the time, but must not starve the scenario they run against
+		nice -n 19 python3 - "$1" "$T/reader.$i" <<'PY' &
 import glob, os, re, sys
 disk, out = sys.argv[1], sys.argv[2]
 reads = errors = bad = 0
