@@ -111,6 +111,11 @@ void cxmq_os_wake_one(struct cxmq_os_waitq *wq);
 void cxmq_os_wake_all(struct cxmq_os_waitq *wq);
 int cxmq_os_waitq_active(struct cxmq_os_waitq *wq); /* with a full barrier before the check */
 
+/* Fault injection point of the null backend's hardware queue setup (null_blk's init_hctx):
+ * non-zero means fail it. Only kernels with CONFIG_FAULT_INJECTION ever fail; there it is set up
+ * in /sys/kernel/debug/cxmq/fail_init_hctx/ (probability, interval, times, ...). */
+int cxmq_os_should_fail_init_hctx(void);
+
 /* ---- queue usage counter (percpu_ref in the kernel) ---- */
 struct cxmq_os_usage;
 /* Starts in atomic mode (cheap to kill while unregistered); switched to per-CPU when live. */

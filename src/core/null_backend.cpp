@@ -52,6 +52,8 @@ void NullBackend::release()
 
 int NullBackend::init_hctx(HwQueue &h)
 {
+	if (cxmq_os_should_fail_init_hctx())
+		return -CXMQ_ENOMEM;
 	if (cfg_.irqmode != 2)
 		return 0;
 	auto *t = static_cast<TimerTable *>(cxmq_os_zalloc(sizeof(TimerTable), h.node));

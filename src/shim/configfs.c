@@ -243,8 +243,11 @@ static ssize_t cxmq_cfs_power_store(struct config_item *item, const char *page, 
 	if (on && !d->dev) {
 		cfg = d->cfg;
 		ret = cxmq_config_check(&cfg);
-		if (!ret)
+		if (!ret) {
 			d->dev = cxmq_dev_create(&cfg, &ret);
+			if (!d->dev)
+				pr_err("cxmq: %s: creating the device failed: %d\n", name, ret);
+		}
 		if (d->dev)
 			pr_info("cxmq: %s: %s is on: %u hardware queue(s) of depth %u\n", name,
 				d->dev->disk->disk_name, d->dev->cfg.submit_queues,

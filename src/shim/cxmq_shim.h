@@ -49,6 +49,9 @@ int cxmq_dev_set_nr_hw_queues(struct cxmq_dev *dev, u32 nr);
 int cxmq_check_home_node(int node, const char *what);
 void cxmq_default_config(struct cxmq_dev_config *cfg); /* the module parameters' */
 
+/* os_linux.c: /sys/kernel/debug/cxmq/fail_init_hctx/ where the kernel has fault injection */
+void cxmq_fault_debugfs_init(struct dentry *root);
+
 /* mq_sysfs.c */
 int cxmq_mq_dev_init(struct cxmq_dev *dev);        /* before the queue exists */
 void cxmq_mq_dev_free(struct cxmq_dev *dev);

@@ -402,6 +402,8 @@ static int __init cxmq_init(void)
 	cxmq_debugfs_root = debugfs_create_dir("cxmq", NULL);
 	if (IS_ERR(cxmq_debugfs_root))
 		cxmq_debugfs_root = NULL;
+	if (cxmq_debugfs_root)
+		cxmq_fault_debugfs_init(cxmq_debugfs_root);
 	ret = cxmq_hotplug_init();
 	if (ret) {
 		pr_err("cxmq: cannot register for CPU hotplug: %d\n", ret);

@@ -6,7 +6,9 @@
 #include <linux/bio.h>
 #include <linux/blkdev.h>
 #include <linux/cpumask.h>
+#include <linux/debugfs.h>
 #include <linux/delay.h>
+#include <linux/fault-inject.h>
 #include <linux/gfp.h>
 #include <linux/highmem.h>
 #include <linux/hrtimer.h>
@@ -22,6 +24,7 @@
 #include <linux/workqueue.h>
 
 #include "cxmq/os.h"
+#include "cxmq_shim.h"
 
 static_assert(sizeof(cxmq_u64) == sizeof(u64) && sizeof(cxmq_size_t) == sizeof(size_t));
 static_assert(CXMQ_ENOMEM == ENOMEM && CXMQ_EINVAL == EINVAL && CXMQ_EBUSY == EBUSY &&
@@ -82,6 +85,29 @@ static size_t cxmq_alloc_size(size_t size)
 {
 	return size < PAGE_SIZE ? roundup_pow_of_two(max_t(size_t, size, SMP_CACHE_BYTES)) : size;
 }
+
+#ifdef CONFIG_FAULT_INJECTION
+static DECLARE_FAULT_ATTR(cxmq_fail_init_hctx);
+
+int cxmq_os_should_fail_init_hctx(void)
+{
+	return should_fail(&cxmq_fail_init_hctx, 1);
+}
+
+void cxmq_fault_debugfs_init(struct dentry *root)
+{
+	fault_create_debugfs_attr("fail_init_hctx", root, &cxmq_fail_init_hctx);
+}
+#else
+int cxmq_os_should_fail_init_hctx(void)
+{
+	return 0;
+}
+
+void cxmq_fault_debugfs_init(struct dentry *root)
+{
+}
+#endif
 
 void *cxmq_os_zalloc(cxmq_size_t size, int node)
 {

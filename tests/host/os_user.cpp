@@ -720,6 +720,13 @@ int cxmq_os_usage_tryget_live(struct cxmq_os_usage *u)
 	return 1;
 }
 
+// The host has no fault injection of its own here: allocation failures (fail_allocation_at)
+// reach the same paths.
+int cxmq_os_should_fail_init_hctx(void)
+{
+	return 0;
+}
+
 void cxmq_os_usage_get(struct cxmq_os_usage *u)
 {
 	check_obj(&u->hdr, kUsageMagic, "usage counter", "cxmq_os_usage_get");

@@ -399,5 +399,35 @@ if want 8; then
 	dmesg_clean "scenario 8: no kernel reports"
 fi
 
+# ---- 9: memory runs short while hardware queues are added ----
+# Fault injection of the null backend's hardware queue setup (null_blk's init_hctx), on kernels
+# with CONFIG_FAULT_INJECTION: the second setup of a change fails; the device keeps the queues
+# it got, its tree matches them, and IO verifies.
+FI=/sys/kernel/debug/cxmq/fail_init_hctx
+if want 9 && [ "$CPUS" -ge 3 ] && insmod "$CXMQ_KO" nr_devices=0 && [ -d $FI ]; then
+	d=$(cfs_new short memory_backed=1 size=64 submit_queues=1)
+	echo 0 > $FI/verbose; echo 100 > $FI/probability; echo 2 > $FI/interval; echo 1 > $FI/times
+	dmesg_mark
+	check "scenario 9: submit_queues=$CPUS with the second queue setup failing: the write succeeds" \
+		sh -c "echo $CPUS > $CFS/short/submit_queues"
+	echo 0 > $FI/probability
+	got=$(cat $CFS/short/submit_queues)
+	check "scenario 9: the device kept the queues it could set up: 2 of $CPUS ($got)" test "$got" = 2
+	check "scenario 9: a warning says so" sh -c "dmesg | grep -q 'out of memory for hardware queues: using 2 of $CPUS'"
+	check "scenario 9: the tree shows 2 queues" tree_check $d 2
+	fio_ok "scenario 9: fio verify on the device with fewer queues" --allow_file_create=0 --name=s \
+		--filename=/dev/$d --rw=randwrite --bs=4k --ioengine=libaio --direct=1 --iodepth=16 \
+		--numjobs=$CPUS --size=1m --offset_increment=1m --verify=crc32c --verify_fatal=1 \
+		--do_verify=1 --randrepeat=0
+	echo $CPUS > $CFS/short/submit_queues
+	check "scenario 9: once memory is back, $CPUS queues" sh -c "[ \$(cat $CFS/short/submit_queues) = $CPUS ] && true" 
+	check "scenario 9: and the tree shows $CPUS" tree_check $d $CPUS
+	cfs_del short
+	rmmod cxmq
+	dmesg_clean "scenario 9: no kernel reports"
+elif [ -e /sys/module/cxmq ]; then
+	rmmod cxmq
+fi
+
 kmemleak_clean "kmemleak finds nothing at the end"
 summary
