@@ -57,8 +57,9 @@ int cxmq_mq_dev_init(struct cxmq_dev *dev);        /* before the queue exists */
 void cxmq_mq_dev_free(struct cxmq_dev *dev);
 int cxmq_mq_register(struct cxmq_dev *dev);        /* after add_disk */
 void cxmq_mq_unregister(struct cxmq_dev *dev);     /* before del_gendisk */
-void cxmq_mq_remove_dirs(struct cxmq_dev *dev);    /* sysfs_dir_lock held */
-int cxmq_mq_add_dirs(struct cxmq_dev *dev);        /* sysfs_dir_lock held */
+/* Around a change of the map or of sysfs_cpus: the tree is removed, then rebuilt. */
+void cxmq_mq_change_begin(struct cxmq_dev *dev);
+void cxmq_mq_change_end(struct cxmq_dev *dev);
 int cxmq_hotplug_init(void);
 void cxmq_hotplug_exit(void);
 int cxmq_hotplug_add(struct cxmq_dev *dev);

@@ -304,17 +304,10 @@ int cxmq_dev_set_nr_hw_queues(struct cxmq_dev *dev, u32 nr)
 
 	cxmq_queue_freeze(dev->q);
 	noio = memalloc_noio_save();
-	mutex_lock(&dev->sysfs_dir_lock);
-	if (dev->mq_registered)
-		cxmq_mq_remove_dirs(dev);
-	mutex_lock(&dev->map_lock);
+	cxmq_mq_change_begin(dev);
 	got = cxmq_queue_update_nr_hw_queues(dev->q, nr);
 	dev->cfg.submit_queues = got;
-	mutex_unlock(&dev->map_lock);
-	if (dev->mq_registered && cxmq_mq_add_dirs(dev))
-		pr_warn("cxmq: %s: out of memory: mq/ shows no hardware queues until the next change\n",
-			dev->disk->disk_name);
-	mutex_unlock(&dev->sysfs_dir_lock);
+	cxmq_mq_change_end(dev);
 	memalloc_noio_restore(noio);
 	cxmq_queue_unfreeze(dev->q);
 	return got;

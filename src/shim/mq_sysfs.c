@@ -164,7 +164,7 @@ static void cxmq_mq_obj_del(struct cxmq_mq_obj **slot)
 	*slot = NULL;
 }
 
-void cxmq_mq_remove_dirs(struct cxmq_dev *dev)
+static void cxmq_mq_remove_dirs(struct cxmq_dev *dev)
 {
 	unsigned int i;
 
@@ -176,7 +176,7 @@ void cxmq_mq_remove_dirs(struct cxmq_dev *dev)
 }
 
 /* The directories for the current map; the map cannot change meanwhile (sysfs_dir_lock). */
-int cxmq_mq_add_dirs(struct cxmq_dev *dev)
+static int cxmq_mq_add_dirs(struct cxmq_dev *dev)
 {
 	u32 h, i, nr_hw = cxmq_queue_nr_hw_queues(dev->q);
 
@@ -207,6 +207,27 @@ int cxmq_mq_add_dirs(struct cxmq_dev *dev)
 fail:
 	cxmq_mq_remove_dirs(dev);
 	return -ENOMEM;
+}
+
+/*
+ * A change of the map or of the CPUs shown: between begin and end the caller holds map_lock
+ * (readers wait), the directories are gone, and they are added again for the new map at end.
+ */
+void cxmq_mq_change_begin(struct cxmq_dev *dev)
+{
+	mutex_lock(&dev->sysfs_dir_lock);
+	if (dev->mq_registered)
+		cxmq_mq_remove_dirs(dev);
+	mutex_lock(&dev->map_lock);
+}
+
+void cxmq_mq_change_end(struct cxmq_dev *dev)
+{
+	mutex_unlock(&dev->map_lock);
+	if (dev->mq_registered && cxmq_mq_add_dirs(dev))
+		pr_warn("cxmq: %s: out of memory: mq/ shows no hardware queues until the next change\n",
+			dev->disk->disk_name);
+	mutex_unlock(&dev->sysfs_dir_lock);
 }
 
 int cxmq_mq_dev_init(struct cxmq_dev *dev)
@@ -273,19 +294,12 @@ static enum cpuhp_state cxmq_cpuhp_state = CPUHP_INVALID;
 
 static void cxmq_hotplug_update(struct cxmq_dev *dev, unsigned int cpu, bool online)
 {
-	mutex_lock(&dev->sysfs_dir_lock);
-	if (dev->mq_registered)
-		cxmq_mq_remove_dirs(dev);
-	mutex_lock(&dev->map_lock);
+	cxmq_mq_change_begin(dev);
 	if (online)
 		cpumask_set_cpu(cpu, dev->sysfs_cpus);
 	else
 		cpumask_clear_cpu(cpu, dev->sysfs_cpus);
-	mutex_unlock(&dev->map_lock);
-	if (dev->mq_registered && cxmq_mq_add_dirs(dev))
-		pr_warn("cxmq: %s: out of memory: mq/ shows no hardware queues until the next change\n",
-			dev->disk->disk_name);
-	mutex_unlock(&dev->sysfs_dir_lock);
+	cxmq_mq_change_end(dev);
 }
 
 static int cxmq_cpu_online(unsigned int cpu, struct hlist_node *node)
