@@ -22,6 +22,8 @@ struct cxmq_dev_config {
 	cxmq_u64 completion_nsec; /* irqmode 2: completion delay */
 	cxmq_s32 home_node;       /* NUMA node for the device's memory, -1: any */
 	cxmq_u32 memory_backed;   /* 0: no data, 1: data kept in memory */
+	cxmq_u32 max_sectors;     /* largest request in 512-byte sectors (max_hw_sectors); 0: the
+				   * kernel's default request size (BLK_DEF_MAX_SECTORS, 2560) */
 };
 
 #define CXMQ_MAX_BS 4096u
