@@ -5,6 +5,7 @@
  */
 #include <kunit/test.h>
 #include <linux/bio.h>
+#include <linux/blkdev.h>
 #include <linux/completion.h>
 #include <linux/cpumask.h>
 #include <linux/delay.h>
@@ -42,6 +43,23 @@ unsigned int cxmq_kt_nr_online_cpus(void)
 void cxmq_kt_msleep(unsigned int ms)
 {
 	msleep(ms);
+}
+
+void *cxmq_kt_plug_start(void)
+{
+	struct blk_plug *plug = kmalloc(sizeof(*plug), GFP_KERNEL);
+
+	if (plug)
+		blk_start_plug(plug);
+	return plug;
+}
+
+void cxmq_kt_plug_finish(void *plug)
+{
+	if (!plug)
+		return;
+	blk_finish_plug(plug);
+	kfree(plug);
 }
 
 struct cxmq_kt_thread {
@@ -205,7 +223,8 @@ void cxmq_kt_bios_destroy(struct cxmq_kt_bios *b)
 	X(null_irqmode_softirq)                                                              \
 	X(null_irqmode_timer)                                                                \
 	X(mem_store_concurrent)                                                              \
-	X(queue_resize_under_io)
+	X(queue_resize_under_io)                                                             \
+	X(plug_all_cpus_merge)
 
 #define CXMQ_KT_DECLARE(name) void cxmq_kt_##name(struct cxmq_kt *t);
 CXMQ_KT_CASES(CXMQ_KT_DECLARE)

@@ -24,6 +24,10 @@ int cxmq_kt_run_threads(unsigned int nr, void (*fn)(void *arg, unsigned int i), 
 unsigned int cxmq_kt_nr_online_cpus(void);
 void cxmq_kt_msleep(unsigned int ms);
 
+/* The calling task's real plug (blk_start_plug / blk_finish_plug); NULL when out of memory. */
+void *cxmq_kt_plug_start(void);
+void cxmq_kt_plug_finish(void *plug);
+
 /* Real bios, with no device, whose completions are counted. */
 struct cxmq_kt_bios;
 struct cxmq_kt_bios *cxmq_kt_bios_create(unsigned int nr);

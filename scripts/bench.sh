@@ -1,20 +1,31 @@
 #!/bin/bash
-# The benchmark: one VM, alternating rounds of the same fio job (4k randread, io_uring, direct,
-# iodepth 32, one job per vCPU) against cxmq and the drivers it is measured against:
+# The benchmark: one VM, alternating rounds of the same fio jobs against cxmq and the drivers it
+# is measured against. Targets:
 #   A cxmq        insmod cxmq.ko irqmode=0 submit_queues=<vCPUs> hw_queue_depth=64 gb=16
 #   B nullb-mq    null_blk queue_mode=2 irqmode=0 submit_queues=<vCPUs> hw_queue_depth=64 gb=16
-#   C nullb-bio   null_blk queue_mode=0 irqmode=0 gb=16 (bio-based: no queueing at all, the floor)
+#   C nullb-bio   null_blk queue_mode=0 irqmode=0 gb=16 (bio-based, no queueing; lacks NOWAIT)
 #   D cxmq-mem    insmod cxmq.ko irqmode=0 memory_backed=1 submit_queues=<vCPUs> gb=1
 #   E brd         brd rd_nr=1 rd_size=1048576 (1 GiB)
-# round 1: A B C D E, round 2: A B C D E, ...; D and E are filled once per load before their
-# timed round. A target whose module does not load (or lacks a parameter) is "unavailable" and
-# the rest still run. Prints per target IOPS (mean, min-max), p50/p99 completion latency and the
-# ratios cxmq/null_blk-mq, cxmq/null_blk-bio, cxmq-mem/brd; keeps every round's fio JSON and the
-# table in the output directory. Measures only: exits non-zero only if the VM or the whole run
-# failed.
+#   F floor       insmod cxmq_floor.ko gb=16 (bench/floor: a bio-based disk that ends every bio
+#                 in its submit_bio, with cxmq's NOWAIT, IO accounting and split: the floor)
+# Jobs (fio, direct=1, iodepth 32, one job per vCPU, time based), each on the targets listed:
+#   randread         4k randread, io_uring                                   all targets
+#   randread-libaio  4k randread, libaio                                     cxmq, floor
+#   seqwrite         4k sequential write, libaio, batch submit/complete 16,   cxmq, nullb-mq
+#                    each job on its own region (null_blk without a scheduler)
+# round 1: A B C D E F, round 2: A B C D E F, ...; each target is loaded before its turn, runs
+# its jobs one after the other and is unloaded; D and E are filled once per load before their
+# timed job. A target whose module does not load (or lacks a parameter) is "unavailable" and the
+# rest still run. Prints per job and target IOPS (mean, min-max), p50/p99 completion latency,
+# for seqwrite the backend requests per bio (null_blk: /proc/diskstats, cxmq: the "merge:" line
+# of its debugfs stats), and the ratios cxmq/null_blk-mq, cxmq/null_blk-bio, cxmq-mem/brd,
+# cxmq/floor (io_uring and libaio) and seqwrite cxmq/null_blk-mq; keeps every round's fio JSON
+# and the table in the output directory. Measures only: exits non-zero only if the VM or the
+# whole run failed.
 #
 # usage: bench.sh [--kernel debian|test|DIR] [--cpus N] [--rounds N] [--runtime S]
-#                 [--targets "cxmq nullb-mq nullb-bio cxmq-mem brd"] [--mem MB] [--out DIR]
+#                 [--targets "cxmq nullb-mq nullb-bio cxmq-mem brd floor"]
+#                 [--jobs "randread randread-libaio seqwrite"] [--mem MB] [--out DIR]
 # Environment: CXMQ_CPUS (vCPUs, default 2), CXMQ_CACHE.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -22,7 +33,8 @@ cd "$CXMQ_ROOT"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 kernel=debian cpus=${CXMQ_CPUS:-2} rounds=3 runtime=10 mem=3072 out=
-targets="cxmq nullb-mq nullb-bio cxmq-mem brd"
+targets="cxmq nullb-mq nullb-bio cxmq-mem brd floor"
+jobs="randread randread-libaio seqwrite"
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel) kernel=$2; shift 2 ;;
@@ -30,6 +42,7 @@ while [ $# -gt 0 ]; do
 	--rounds) rounds=$2; shift 2 ;;
 	--runtime) runtime=$2; shift 2 ;;
 	--targets) targets=$2; shift 2 ;;
+	--jobs) jobs=$2; shift 2 ;;
 	--mem) mem=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
 	-h|--help) usage; exit 0 ;;
@@ -40,8 +53,27 @@ for v in cpus rounds runtime mem; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "--$v wants a positive integer, not '${!v}'"
 done
 for t in $targets; do
-	case $t in cxmq|nullb-mq|nullb-bio|cxmq-mem|brd) ;; *) die "unknown target $t" ;; esac
+	case $t in cxmq|nullb-mq|nullb-bio|cxmq-mem|brd|floor) ;; *) die "unknown target $t" ;; esac
 done
+# job_on JOB TARGET: whether JOB is measured on TARGET (as in tests/vm/bench.sh)
+job_on() {
+	case $1 in
+	randread) return 0 ;;
+	randread-libaio) [[ " cxmq floor " == *" $2 "* ]] ;;
+	seqwrite) [[ " cxmq nullb-mq " == *" $2 "* ]] ;;
+	*) return 1 ;;
+	esac
+}
+for j in $jobs; do job_on "$j" cxmq || die "unknown job $j"; done
+[ -n "$targets" ] && [ -n "$jobs" ] || die "no target or no job selected"
+# how many timed fio runs a round has; the targets that run at least one
+npairs=0 loaded=
+for t in $targets; do
+	n=0
+	for j in $jobs; do job_on "$j" "$t" && n=$((n + 1)); done
+	npairs=$((npairs + n)); [ $n = 0 ] || loaded+=" $t"
+done
+[ $npairs -gt 0 ] || die "none of the jobs ($jobs) runs on any of the targets ($targets)"
 
 scripts/setup.sh
 case "$kernel" in
@@ -51,17 +83,21 @@ test) kdir=$(scripts/build-test-kernel.sh)
 	log "its DEBUG_KOBJECT_RELEASE makes rmmod null_blk oops (disk_release after the module is freed)" ;;
 *) kdir=$(realpath "$kernel") ;;
 esac
-ko=$(scripts/build-module.sh "$kdir")
+# only the modules a selected target needs
+ko= floorko=
+if grep -qE '(^| )cxmq(-mem)?( |$)' <<<"$loaded"; then ko=$(scripts/build-module.sh "$kdir"); fi
+if grep -qE '(^| )floor( |$)' <<<"$loaded"; then floorko=$(bench/floor/build.sh "$kdir"); fi
 
 [ -n "$out" ] || out=$(mktemp -d "${TMPDIR:-/tmp}/cxmq-bench.XXXXXX")
 mkdir -p "$out"; out=$(realpath "$out")
 rm -rf "$out/raw" "$out/unavailable" "$out/targets" "$out/rounds.tsv" "$out/table.txt"
 
-# generous: boot, every round with its load/unload, and the 1 GiB fills of D and E
-n=$(wc -w <<<"$targets"); nfill=$(grep -owE 'cxmq-mem|brd' <<<"$targets" | wc -l)
-timeout=$((300 + rounds * n * (runtime + 40) + rounds * nfill * 120))
+# generous: boot, every timed job with its share of load/unload, and the 1 GiB fills of D and E
+nfill=0
+for t in $loaded; do case $t in cxmq-mem|brd) nfill=$((nfill + 1)) ;; esac; done
+timeout=$((300 + rounds * npairs * (runtime + 40) + rounds * nfill * 120))
 [ "$kernel" != test ] || timeout=$((timeout * 2))
-log "bench: $rounds rounds x ${runtime}s on $cpus vCPUs, targets: $targets (output: $out)"
+log "bench: $rounds rounds x ${runtime}s on $cpus vCPUs, targets: $targets, jobs: $jobs (output: $out)"
 # The guest's numbers are only as good as the host's idle time: note what else was running.
 host_note() {
 	echo "$1 loadavg: $(cut -d' ' -f1-3 /proc/loadavg), other qemu: $(pgrep -c -x qemu-system-x86 || true)"
@@ -85,25 +121,36 @@ sampler() {
 sampler & spid=$!
 set +e
 scripts/vm-run.sh --kernel "$kdir" --cpus "$cpus" --mem "$mem" --timeout "$timeout" --out "$out" \
-	--env CXMQ_KO_DIR="$ko" --env CXMQ_BENCH_ROUNDS="$rounds" --env CXMQ_BENCH_RUNTIME="$runtime" \
-	--env CXMQ_BENCH_TARGETS="$targets" tests/vm/bench.sh
+	--env CXMQ_KO_DIR="$ko" --env CXMQ_FLOOR_KO_DIR="$floorko" --env CXMQ_BENCH_ROUNDS="$rounds" \
+	--env CXMQ_BENCH_RUNTIME="$runtime" --env CXMQ_BENCH_TARGETS="$targets" \
+	--env CXMQ_BENCH_JOBS="$jobs" tests/vm/bench.sh
 vmrc=$?
 kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
 host_note end >> "$out/host.txt"
 
 # The numbers, from the saved JSON (on the host: python3 is slow to start in a TCG guest).
-python3 - "$out" "$targets" <<'PY' | tee "$out/table.txt"
+python3 - "$out" "$targets" "$jobs" <<'PY' | tee "$out/table.txt"
 import json, os, re, statistics as st, sys
 
-out, targets = sys.argv[1], sys.argv[2].split()
+out, targets, jobs = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
 NAMES = {"cxmq": ("A", "cxmq"), "nullb-mq": ("B", "null_blk mq"), "nullb-bio": ("C", "null_blk bio"),
-         "cxmq-mem": ("D", "cxmq memory"), "brd": ("E", "brd")}
+         "cxmq-mem": ("D", "cxmq memory"), "brd": ("E", "brd"), "floor": ("F", "floor")}
+# job -> (description, fio's side of the JSON, the targets it runs on: None for every one)
+JOBS = {"randread": ("4k randread, io_uring, direct=1, iodepth=32", "read", None),
+        "randread-libaio": ("4k randread, libaio, direct=1, iodepth=32", "read", ("cxmq", "floor")),
+        "seqwrite": ("4k sequential write, libaio, direct=1, iodepth=32, batch submit/complete 16, "
+                     "a region per job", "write", ("cxmq", "nullb-mq"))}
+# where a target's backend requests per bio come from: cxmq's debugfs "merge:" line, or the
+# request counts of a blk-mq disk's /proc/diskstats (bio-based disks account bios there)
+RPB_SOURCE = {"cxmq": "cxmq", "cxmq-mem": "cxmq", "nullb-mq": "diskstats"}
+
+def runs_on(j, t):
+    return JOBS[j][2] is None or t in JOBS[j][2]
 
 def load_json(path):
     text = open(path, errors="replace").read()
     return json.loads(text[text.index("{"):])   # fio may print warnings before the JSON
 
-rows = {}
 try:
     tsv = [l.rstrip("\n").split("\t") for l in open(os.path.join(out, "rounds.tsv"))][1:]
 except OSError:
@@ -134,95 +181,160 @@ def host_other(t0, t1):
     a, b = a[-1], b[0]
     return max(0.0, ((b[1] - a[1]) - (b[2] - a[2])) / 100.0 / (b[0] - a[0]))
 
+def counters(path, side):
+    """Deltas over a job from its .counters file: the diskstats request and merge counts of the
+    side (read/write), and the cxmq "merge:" line's fields (None where a line is missing)."""
+    c = {}
+    try:
+        for l in open(path):
+            k, _, v = l.rstrip("\n").partition(": ")
+            c[k] = v.strip()
+    except OSError:
+        return None, None
+    disk = None
+    try:
+        a, b = c["diskstats before"].split()[3:], c["diskstats after"].split()[3:]
+        i = 0 if side == "read" else 4   # completed, merged, sectors, ms (reads, then writes)
+        disk = {"completed": int(b[i]) - int(a[i]), "merged": int(b[i + 1]) - int(a[i + 1])}
+    except (KeyError, IndexError, ValueError):
+        pass
+    merge = None
+    kv = lambda s: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", s.partition("merge:")[2])}
+    a, b = kv(c.get("merge before", "")), kv(c.get("merge after", ""))
+    if "bios" in a and "requests" in a and "bios" in b and "requests" in b:
+        merge = {k: b[k] - a[k] for k in b if k in a}
+    return disk, merge
+
+def empty():
+    return {"rounds": [], "failed": 0, "iou_wrk": [], "unavailable": None}
+
 runtime = float(guest.get("runtime", "0") or 0)
+data = {}                            # (target, job) -> results
+prefill = {t: [] for t in targets}   # target -> MB/s of its prefills
+unavail = {}
 for t in targets:
-    r = {"rounds": [], "failed": 0, "iou_wrk": [], "unavailable": None, "prefill_mbs": []}
     un = os.path.join(out, "unavailable", t)
     if os.path.exists(un):
-        r["unavailable"] = " ".join(open(un).read().split())
-    for f in tsv:
-        if len(f) < 8 or f[0] != t:
-            continue
-        tgt, rnd, status = f[0], f[1], f[2]
-        if status == "unavailable":
-            continue
-        if status != "ok":
+        unavail[t] = " ".join(open(un).read().split())
+    for j in jobs:
+        if runs_on(j, t):
+            data[t, j] = empty()
+            data[t, j]["unavailable"] = unavail.get(t)
+for f in tsv:
+    if len(f) < 9 or f[0] not in targets:
+        continue
+    t, j, rnd, status = f[0], f[1], f[2], f[3]
+    if status == "unavailable" or (t, j) not in data:
+        continue
+    r = data[t, j]
+    if status != "ok":
+        r["failed"] += 1
+        continue
+    base = "%s.r%s" % (t, rnd) if j == "randread" else "%s.%s.r%s" % (t, j, rnd)
+    side = JOBS[j][1]
+    try:
+        d = load_json(os.path.join(out, "raw", base + ".json"))
+        job = d["jobs"][0]            # group_reporting: one entry for all jobs
+        io = job[side]
+        if job["error"] or io["total_ios"] == 0:
             r["failed"] += 1
             continue
-        try:
-            d = load_json(os.path.join(out, "raw", "%s.r%s.json" % (t, rnd)))
-            job = d["jobs"][0]            # group_reporting: one entry for all jobs
-            rd = job["read"]
-            if job["error"] or rd["total_ios"] == 0:
-                r["failed"] += 1
-                continue
-            pct = rd["clat_ns"]["percentile"]
-            r["rounds"].append({"round": int(rnd), "iops": rd["iops"],
-                                "p50": pct["50.000000"] / 1000.0, "p99": pct["99.000000"] / 1000.0,
-                                "usr": job["usr_cpu"], "sys": job["sys_cpu"], "ctx": job["ctx"],
-                                "ios": rd["total_ios"],
-                                "host_other": host_other(d["timestamp"] - runtime, d["timestamp"])})
-            if f[6].isdigit():
-                r["iou_wrk"].append(int(f[6]))
-        except (OSError, ValueError, KeyError, IndexError) as e:
-            r["failed"] += 1
-            r.setdefault("errors", []).append("round %s: %r" % (rnd, e))
+        pct = io["clat_ns"]["percentile"]
+        x = {"round": int(rnd), "iops": io["iops"],
+             "p50": pct["50.000000"] / 1000.0, "p99": pct["99.000000"] / 1000.0,
+             "usr": job["usr_cpu"], "sys": job["sys_cpu"], "ctx": job["ctx"],
+             "ios": io["total_ios"],
+             "host_other": host_other(d["timestamp"] - runtime, d["timestamp"])}
+        disk, merge = counters(os.path.join(out, "raw", base + ".counters"), side)
+        x["diskstats"], x["merge"] = disk, merge
+        src = RPB_SOURCE.get(t)
+        if src == "diskstats" and disk and disk["completed"] + disk["merged"] > 0:
+            x["bios"], x["requests"] = disk["completed"] + disk["merged"], disk["completed"]
+        elif src == "cxmq" and merge and merge["bios"] > 0:
+            x["bios"], x["requests"] = merge["bios"], merge["requests"]
+        r["rounds"].append(x)
+        if f[7].isdigit():
+            r["iou_wrk"].append(int(f[7]))
+    except (OSError, ValueError, KeyError, IndexError) as e:
+        r["failed"] += 1
+        r.setdefault("errors", []).append("round %s: %r" % (rnd, e))
+    if f[5] != "-":                   # the first job after a load: its target's prefill
         try:
             p = load_json(os.path.join(out, "raw", "%s.r%s.prefill.json" % (t, rnd)))
-            w = p["jobs"][0]["write"]
-            r["prefill_mbs"].append(w["bw_bytes"] / 1e6)
+            prefill[t].append(p["jobs"][0]["write"]["bw_bytes"] / 1e6)
         except (OSError, ValueError, KeyError, IndexError):
             pass
-    if r["rounds"]:
-        rs = r["rounds"]
+for r in data.values():
+    rs = r["rounds"]
+    if rs:
         r["iops_mean"] = st.mean(x["iops"] for x in rs)
         r["iops_min"] = min(x["iops"] for x in rs)
         r["iops_max"] = max(x["iops"] for x in rs)
         r["p50_mean"] = st.mean(x["p50"] for x in rs)
         r["p99_mean"] = st.mean(x["p99"] for x in rs)
-    rows[t] = r
+        # over every round with counts: all requests over all bios
+        if all("bios" in x for x in rs):
+            r["requests_per_bio"] = sum(x["requests"] for x in rs) / sum(x["bios"] for x in rs)
 
-print("cxmq benchmark: %s, %s vCPUs, %s: 4k randread, io_uring, direct=1, iodepth=32, "
-      "numjobs=%s, %s rounds x %ss, round-robin" % (
-      guest.get("kernel", "?"), guest.get("vcpus", "?"), guest.get("fio", "?"),
-      guest.get("vcpus", "?"), guest.get("rounds", "?"), guest.get("runtime", "?")))
+nj = guest.get("vcpus", "?")
+print("cxmq benchmark: %s, %s vCPUs, %s, numjobs=%s, %s rounds x %ss per job, round-robin" % (
+      guest.get("kernel", "?"), nj, guest.get("fio", "?"), nj, guest.get("rounds", "?"),
+      guest.get("runtime", "?")))
 try:
     for l in open(os.path.join(out, "host.txt")):
         print("host at " + l.strip())
 except OSError:
     pass
+
+def fmt_rpb(r):
+    v = r.get("requests_per_bio")
+    return "%.4f" % v if v is not None else "n/a"
+
+for j in jobs:
+    ts = [t for t in targets if (t, j) in data]
+    if not ts:
+        continue
+    rpb = j == "seqwrite"
+    print()
+    print("%s: %s, numjobs=%s" % (j, JOBS[j][0], nj))
+    print("%-16s %5s %10s  %-19s %9s %9s%s" % ("target", "runs", "IOPS mean", "IOPS min-max",
+          "p50 us", "p99 us", " %12s" % "requests/bio" if rpb else ""))
+    for t in ts:
+        r = data[t, j]
+        label = "%s %s" % NAMES[t]
+        if r["unavailable"]:
+            print("%-16s unavailable: %s" % (label, r["unavailable"][:160]))
+        elif not r["rounds"]:
+            print("%-16s %5s no successful round (%d failed)" % (label, "0", r["failed"]))
+        else:
+            runs = str(len(r["rounds"])) + ("+%df" % r["failed"] if r["failed"] else "")
+            print("%-16s %5s %10.0f  %-19s %9.1f %9.1f%s" % (label, runs, r["iops_mean"],
+                  "%.0f-%.0f" % (r["iops_min"], r["iops_max"]), r["p50_mean"], r["p99_mean"],
+                  " %12s" % fmt_rpb(r) if rpb else ""))
 print()
-print("%-16s %5s %10s  %-19s %9s %9s" % ("target", "runs", "IOPS mean", "IOPS min-max", "p50 us", "p99 us"))
-for t in targets:
-    r = rows[t]
-    label = "%s %s" % NAMES[t]
-    if r["unavailable"]:
-        print("%-16s unavailable: %s" % (label, r["unavailable"][:160]))
-    elif not r["rounds"]:
-        print("%-16s %5s no successful round (%d failed)" % (label, "0", r["failed"]))
-    else:
-        runs = str(len(r["rounds"])) + ("+%df" % r["failed"] if r["failed"] else "")
-        print("%-16s %5s %10.0f  %-19s %9.1f %9.1f" % (label, runs, r["iops_mean"],
-              "%.0f-%.0f" % (r["iops_min"], r["iops_max"]), r["p50_mean"], r["p99_mean"]))
-print()
-print("%-28s %8s %8s %8s" % ("ratio (of the means)", "IOPS", "p50", "p99"))
-for a, b, name in (("cxmq", "nullb-mq", "cxmq / null_blk-mq"), ("cxmq", "nullb-bio", "cxmq / null_blk-bio"),
-                   ("cxmq-mem", "brd", "cxmq-memory / brd")):
-    ra, rb = rows.get(a), rows.get(b)
+print("%-32s %8s %8s %8s" % ("ratio (of the means)", "IOPS", "p50", "p99"))
+for j, a, b, name in (("randread", "cxmq", "nullb-mq", "cxmq / null_blk-mq"),
+                      ("randread", "cxmq", "nullb-bio", "cxmq / null_blk-bio"),
+                      ("randread", "cxmq-mem", "brd", "cxmq-memory / brd"),
+                      ("randread", "cxmq", "floor", "cxmq / floor"),
+                      ("randread-libaio", "cxmq", "floor", "cxmq / floor, libaio"),
+                      ("seqwrite", "cxmq", "nullb-mq", "seqwrite: cxmq / null_blk-mq")):
+    if j not in jobs or a not in targets or b not in targets:
+        continue
+    ra, rb = data.get((a, j)), data.get((b, j))
     if ra and rb and ra["rounds"] and rb["rounds"]:
         vals = ["%8.2f" % (ra[k] / rb[k]) if rb[k] else "%8s" % "n/a" for k in ("iops_mean", "p50_mean", "p99_mean")]
     else:
         vals = ["%8s" % "n/a"] * 3
-    print("%-28s %s" % (name, " ".join(vals)))
+    extra = ""
+    if j == "seqwrite":
+        extra = "   requests/bio: cxmq %s, null_blk-mq %s" % (fmt_rpb(ra or {}), fmt_rpb(rb or {}))
+    print("%-32s %s%s" % (name, " ".join(vals), extra))
 print()
-print("per target (per round where several): fio's CPU use and context switches per IO, io_uring async")
-print("workers seen half way through a round, host CPUs busy outside this VM during the round, the")
-print("device's scheduler and hardware queues; raw fio JSON in %s/raw" % out)
+print("per target and job (per round where several): fio's CPU use and context switches per IO,")
+print("io_uring async workers seen half way through a round, host CPUs busy outside this VM during")
+print("the round, the device's scheduler and hardware queues, merge counters; raw fio JSON in %s/raw" % out)
 for t in targets:
-    r = rows[t]
-    if not r["rounds"]:
-        continue
-    rs = r["rounds"]
     desc = {}
     try:
         for l in open(os.path.join(out, "targets", t)):
@@ -230,26 +342,54 @@ for t in targets:
             desc[k] = v.strip()
     except OSError:
         pass
-    ctx_per_io = st.mean(x["ctx"] / x["ios"] for x in rs)
-    cpu = st.mean(x["usr"] + x["sys"] for x in rs)
-    extra = ""
-    if r["prefill_mbs"]:
-        extra = ", prefill %.0f MB/s" % st.mean(r["prefill_mbs"])
-    other = "/".join("?" if x["host_other"] is None else "%.2f" % x["host_other"] for x in rs)
-    print("  %-10s fio usr+sys %5.1f%%, ctx/IO %.3f, iou-wrk %s, host other CPU %s, sched %s, hw queues %s%s" % (
-        t, cpu, ctx_per_io, "/".join(map(str, r["iou_wrk"])) or "?", other,
-        re.sub(r".*\[(.*)\].*", r"\1", desc.get("scheduler", "?")), desc.get("hw_queues", "?"), extra))
+    first = True
+    for j in jobs:
+        r = data.get((t, j))
+        if not r or not r["rounds"]:
+            continue
+        rs = r["rounds"]
+        ctx_per_io = st.mean(x["ctx"] / x["ios"] for x in rs)
+        cpu = st.mean(x["usr"] + x["sys"] for x in rs)
+        extra = ""
+        if first and prefill[t]:
+            extra = ", prefill %.0f MB/s" % st.mean(prefill[t])
+        first = False
+        if j == "seqwrite":
+            m = [x["merge"] for x in rs if x.get("merge")]
+            dk = [x["diskstats"] for x in rs if x.get("diskstats")]
+            if RPB_SOURCE.get(t) == "cxmq":
+                extra += ", cxmq merge: " + (" ".join("%s=%d" % (k, sum(y.get(k, 0) for y in m))
+                                                       for k in m[0]) if m else "n/a (no merge: line in debugfs stats)")
+            if dk:
+                extra += ", diskstats writes=%d merged=%d" % (sum(y["completed"] for y in dk),
+                                                              sum(y["merged"] for y in dk))
+        other = "/".join("?" if x["host_other"] is None else "%.2f" % x["host_other"] for x in rs)
+        sched = re.sub(r".*\[(.*)\].*", r"\1", desc.get("scheduler", "?"))
+        if j == "seqwrite" and RPB_SOURCE.get(t) == "diskstats":
+            sched = "none"
+        print("  %-10s %-15s fio usr+sys %5.1f%%, ctx/IO %.3f, iou-wrk %s, host other CPU %s, sched %s, hw queues %s%s" % (
+            t, j, cpu, ctx_per_io, "/".join(map(str, r["iou_wrk"])) or "-", other, sched,
+            desc.get("hw_queues", "?"), extra))
 # the host CPUs the guest's vCPU threads do not need; beyond those, other work slows the guest
 spare = max(0, (os.cpu_count() or 1) - int(guest.get("vcpus", "1") or 1))
-busy = ["%s r%d (%.2f)" % (t, x["round"], x["host_other"]) for t in targets for x in rows[t]["rounds"]
-        if x["host_other"] is not None and x["host_other"] > spare + 0.25]
+busy = ["%s %s r%d (%.2f)" % (t, j, x["round"], x["host_other"]) for (t, j), r in data.items()
+        for x in r["rounds"] if x["host_other"] is not None and x["host_other"] > spare + 0.25]
 if busy:
     print()
     print("warning: other work on the host took CPU time the guest needed during: " + ", ".join(busy))
     print("         (%d host CPUs for %s vCPUs: those rounds are slowed, compare them with care)" % (
           os.cpu_count(), guest.get("vcpus", "?")))
-json.dump({"guest": guest, "targets": rows}, open(os.path.join(out, "summary.json"), "w"), indent=1)
-ok = any(r["rounds"] for r in rows.values())
+# summary.json: per target the randread job's results at the top (as before the other jobs
+# existed), the other jobs under "jobs"
+rows = {}
+for t in targets:
+    top = dict(data.get((t, "randread"), empty()))
+    top["unavailable"] = unavail.get(t)
+    top["prefill_mbs"] = prefill[t]
+    top["jobs"] = {j: data[t, j] for j in jobs if j != "randread" and (t, j) in data}
+    rows[t] = top
+json.dump({"guest": guest, "jobs": jobs, "targets": rows}, open(os.path.join(out, "summary.json"), "w"), indent=1)
+ok = any(r["rounds"] for r in data.values())
 sys.exit(0 if ok else 3)
 PY
 prc=${PIPESTATUS[0]}

@@ -30,17 +30,79 @@ struct cxmq_dev_config {
 #define CXMQ_MIN_BS 512u
 #define CXMQ_MAX_QUEUE_DEPTH 4096u
 #define CXMQ_MAX_GB (1024u * 1024u) /* 1 PiB: far beyond any test, well inside sector_t */
+#define CXMQ_MAX_DEVICES 1024u      /* nr_devices; also the disk numbers, cxmq0..cxmq1023 */
 
 /* The defaults of every parameter, as null_blk has them. */
 void cxmq_config_defaults(struct cxmq_dev_config *cfg);
 
 /*
- * Checks a configuration. Out-of-range values are refused with -CXMQ_EINVAL and an error that
- * names the parameter (`what` prefixes the message: the module parameter or configfs attribute
- * style), leaving *cfg unchanged; submit_queues above the number of possible CPUs is capped with
- * a warning, as null_blk does. Returns 0 or a negative errno.
+ * Checks a configuration against the settings table (below): each field, then the checks
+ * across settings (size a multiple of bs, completion_nsec only with irqmode=2). Out-of-range
+ * values are refused with -CXMQ_EINVAL and an error that names the setting, leaving *cfg
+ * unchanged; submit_queues above the number of possible CPUs is capped with a warning, as
+ * null_blk does. Returns 0 or a negative errno.
  */
 int cxmq_config_check(struct cxmq_dev_config *cfg);
+
+/*
+ * Settings: every module parameter and every device attribute (configfs, and per-disk settings
+ * files), by null_blk's names, in one table (src/core/settings.cpp) that holds each one's type,
+ * default, accepted values, unit, whether it may change while the device is powered, and error
+ * texts. The host declares the names the kernel needs (module_param, configfs attributes) and
+ * reads and writes every value through these functions; text in is what a sysfs/configfs store
+ * or a module parameter gets (NUL-terminated, one trailing newline allowed), text out what a
+ * show returns ("value\n"). Numbers are parsed as kstrtoull/kstrtoint with base 0 do: decimal,
+ * 0x hex, 0 octal.
+ */
+#define CXMQ_SETTING_PARAM 0x1u /* a module parameter */
+#define CXMQ_SETTING_ATTR 0x2u  /* a device attribute: cxmq_setting_parse/_format on its config */
+#define CXMQ_SETTING_LIVE 0x4u  /* an attribute that may change while the device is powered */
+
+/* What the module parameters set: the configuration of the devices made at load (configfs
+ * devices start from it too), and the module's own settings. */
+struct cxmq_params {
+	struct cxmq_dev_config dev;
+	cxmq_u32 nr_devices;   /* devices made at load */
+	cxmq_u32 busy_every;   /* test hook for every device: cxmq_queue_set_busy_every */
+};
+
+unsigned int cxmq_setting_count(void);
+/* The i-th setting's name, flags (CXMQ_SETTING_*) and unit ("GiB", "ns", ..., or ""); NULL, 0
+ * and NULL past the end. */
+const char *cxmq_setting_name(unsigned int i);
+unsigned int cxmq_setting_flags(unsigned int i);
+const char *cxmq_setting_unit(unsigned int i);
+/* The index of the setting called `name`, or -CXMQ_EINVAL. */
+int cxmq_setting_find(const char *name);
+
+/*
+ * A device attribute (CXMQ_SETTING_ATTR): parses text into *cfg. `who` (the device's name, or
+ * NULL) prefixes the messages; `powered`: the device exists, and only CXMQ_SETTING_LIVE
+ * settings may change (the host then applies them). Returns 0, or -CXMQ_EINVAL (not a number,
+ * out of range: logged, naming the setting) or -CXMQ_EBUSY (logged), and then *cfg is
+ * unchanged. Combinations (size and bs, ...) are checked by cxmq_config_check at power on.
+ */
+int cxmq_setting_parse(unsigned int i, const char *text, struct cxmq_dev_config *cfg,
+		       const char *who, int powered);
+/* Shows a device attribute of cfg into buf (size bytes with the NUL): returns the length, or
+ * -CXMQ_EINVAL if setting i is no device attribute. */
+int cxmq_setting_format(unsigned int i, const struct cxmq_dev_config *cfg, char *buf,
+			cxmq_size_t size);
+
+/* The module parameters' defaults. */
+void cxmq_params_defaults(struct cxmq_params *p);
+/*
+ * A module parameter (CXMQ_SETTING_PARAM): parses text into *p. Text that is no number, or
+ * one too large to store, gives -CXMQ_EINVAL without a message (the kernel's own names the
+ * parameter). check: check its range now, with a message naming it (a parameter written at
+ * runtime); otherwise cxmq_params_check does at init. *p is unchanged on failure.
+ */
+int cxmq_param_parse(unsigned int i, const char *text, struct cxmq_params *p, int check);
+/* At module init: the ranges of the parameters, then their device configuration as
+ * cxmq_config_check does (submit_queues capped). 0 or -CXMQ_EINVAL (logged). */
+int cxmq_params_check(struct cxmq_params *p);
+/* Shows a module parameter of p into buf, as cxmq_setting_format. */
+int cxmq_param_format(unsigned int i, const struct cxmq_params *p, char *buf, cxmq_size_t size);
 
 struct cxmq_queue;
 
@@ -51,7 +113,32 @@ void cxmq_queue_set_live(struct cxmq_queue *q);
 /* Refuses new IO, waits for every request in flight to complete, then frees everything. */
 void cxmq_queue_destroy(struct cxmq_queue *q);
 
-/* Feeds one bio (after splitting to the queue's limits). Ends it, now or later, through
+/* A bio as the core sees it (after splitting to the queue's limits). */
+struct cxmq_bio {
+	void *bio;            /* the host's */
+	cxmq_u64 sector;
+	cxmq_u64 cookie;      /* the host's, handed back when the bio ends (IO accounting) */
+	cxmq_u32 nr_sectors;
+	cxmq_u32 flags;       /* enum cxmq_bio_flags */
+	cxmq_u32 nr_segs;     /* physical segments (pieces of at most max_segment_size); 1 for
+			       * a bio without data */
+	cxmq_u16 op;          /* enum cxmq_op */
+	cxmq_u16 ioprio;      /* bios merge only with requests of the same priority */
+};
+
+/* The host's handle for cxmq_os_queue_limits (the disk's request_queue); until it is set the
+ * queue uses its configuration's default limits. */
+void cxmq_queue_set_host(struct cxmq_queue *q, void *host);
+/* The limits a device of this configuration starts with (the host sets its disk's from them). */
+void cxmq_queue_default_limits(const struct cxmq_dev_config *cfg, struct cxmq_limits *lim);
+
+/* Feeds one bio: merged into a request (plugged or staged) or made a request of its own. Ends
+ * it, now or later, through cxmq_os_bio_end(bio, status, cookie): a bio merged into a request
+ * ends with the request's status and the request's cookie (its first bio's). */
+void cxmq_queue_submit(struct cxmq_queue *q, const struct cxmq_bio *b);
+
+/* Feeds one bio (after splitting to the queue's limits): cxmq_queue_submit with one segment
+ * and priority 0. Ends it, now or later, through
  * cxmq_os_bio_end(bio, status, cookie): the cookie is the host's (IO accounting). */
 void cxmq_queue_submit_bio(struct cxmq_queue *q, void *bio, enum cxmq_op op, cxmq_u64 sector,
 			   cxmq_u32 nr_sectors, cxmq_u32 flags, cxmq_u64 cookie);

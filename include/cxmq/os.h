@@ -44,6 +44,7 @@ enum cxmq_bio_flags {
 	CXMQ_BIO_FUA = 1u << 1,
 	CXMQ_BIO_PREFLUSH = 1u << 2,
 	CXMQ_BIO_POLLED = 1u << 3,
+	CXMQ_BIO_NOMERGE = 1u << 4, /* REQ_NOMERGE: never merged with another bio */
 };
 
 /* ---- errors: negative errno values, as the kernel has them ---- */
@@ -82,6 +83,10 @@ int cxmq_os_cpu_online(cxmq_u32 cpu);
 int cxmq_os_cpu_present(cxmq_u32 cpu);
 int cxmq_os_cpu_to_node(cxmq_u32 cpu);
 cxmq_u32 cxmq_os_cpu_first_sibling(cxmq_u32 cpu); /* lowest-numbered SMT sibling of cpu */
+
+/* ---- NUMA nodes ---- */
+cxmq_u32 cxmq_os_nr_node_ids(void);         /* one past the highest possible node number */
+int cxmq_os_node_online(int node);          /* 0 for any number that is not an online node */
 
 /* ---- spinlocks (IRQ-safe) ---- */
 struct cxmq_os_lock;
@@ -173,6 +178,40 @@ void cxmq_os_bio_end(void *bio, enum cxmq_status status, cxmq_u64 cookie);
 int cxmq_os_bio_for_each_piece(void *bio, int to_bio,
 			       int (*fn)(void *ctx, cxmq_u64 off, void *data, cxmq_u32 len),
 			       void *ctx);
+
+/* A bio's place in a request: requests chain their bios through the bio itself (bi_next), as
+ * blk-mq's rq->bio ... rq->biotail. The range is the bio's own (bi_iter). */
+void *cxmq_os_bio_next(void *bio);
+void cxmq_os_bio_set_next(void *bio, void *next);
+cxmq_u64 cxmq_os_bio_sector(void *bio);
+cxmq_u32 cxmq_os_bio_sectors(void *bio);
+/* A bio submitted with `cookie` was merged into a request made for a bio submitted with
+ * rq_cookie: it counts in /proc/diskstats' merge columns when accounted (CXMQ_ACCT_COOKIE), and
+ * it will end with rq_cookie: the time it spends is counted from its request's start, which
+ * is never later than its own (in jiffies, almost always the same). */
+void cxmq_os_bio_merged(void *bio, cxmq_u64 cookie, cxmq_u64 rq_cookie);
+
+/* ---- the disk's queue limits, as the kernel's queue/ files show them now ---- */
+struct cxmq_limits {
+	cxmq_u32 max_sectors;          /* queue/max_sectors_kb * 2 */
+	cxmq_u32 max_segments;         /* queue/max_segments */
+	cxmq_u32 max_discard_sectors;  /* queue/discard_max_bytes / 512 */
+	cxmq_u32 max_discard_segments; /* queue/max_discard_segments */
+	cxmq_u32 max_write_zeroes_sectors;
+	cxmq_u32 nomerges;             /* queue/nomerges: 0 all, 1 the one-hit cache only, 2 none */
+};
+/* Reads the limits of `host` (the handle given to cxmq_queue_set_host) at this moment: the user
+ * may change them while IO runs. */
+void cxmq_os_queue_limits(void *host, struct cxmq_limits *lim);
+
+/* ---- plugging (the submitting task's blk_plug) ---- */
+/* The current task's plug storage for `owner`: `size` bytes, zeroed when new, or NULL when the
+ * task holds no plug (or the storage cannot be allocated without sleeping). When the task
+ * unplugs (blk_finish_plug, or it is about to sleep: from_schedule, then unplug must not
+ * block), unplug(storage, from_schedule) runs once, then the storage is freed. A sleep can
+ * unplug at any time: storage returned before a sleep must not be used after it. */
+void *cxmq_os_plug(void *owner, cxmq_size_t size,
+		   void (*unplug)(void *storage, int from_schedule));
 
 #ifdef __cplusplus
 }

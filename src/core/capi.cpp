@@ -3,6 +3,7 @@
 #include "cxmq/core.h"
 #include "null_backend.h"
 #include "queue.h"
+#include "settings.h"
 #include "text.h"
 
 using namespace cxmq;
@@ -14,75 +15,15 @@ static const Queue &Q(const struct cxmq_queue *q) { return *reinterpret_cast<con
 
 extern "C" {
 
+// The settings table (settings.cpp) holds the defaults and the checks.
 void cxmq_config_defaults(struct cxmq_dev_config *cfg)
 {
-	*cfg = cxmq_dev_config{};
-	cfg->size_mb = 250 * 1024; // null_blk: gb=250
-	cfg->bs = 512;
-	cfg->submit_queues = 1;
-	cfg->hw_queue_depth = 64;
-	cfg->irqmode = 0;
-	cfg->completion_nsec = 10000;
-	cfg->home_node = -1;
-	cfg->memory_backed = 0;
+	settings::config_defaults(cfg);
 }
 
 int cxmq_config_check(struct cxmq_dev_config *cfg)
 {
-	const u64 max_mb = u64(CXMQ_MAX_GB) * 1024;
-	if (cfg->size_mb == 0 || cfg->size_mb > max_mb) {
-		cxmq_os_log(CXMQ_LOG_ERR,
-			    "cxmq: size=%llu MiB is invalid: must be 1..%llu MiB (gb=1..%u)\n",
-			    static_cast<unsigned long long>(cfg->size_mb),
-			    static_cast<unsigned long long>(max_mb), CXMQ_MAX_GB);
-		return -CXMQ_EINVAL;
-	}
-	if (!is_power_of_2(cfg->bs) || cfg->bs < CXMQ_MIN_BS || cfg->bs > CXMQ_MAX_BS) {
-		cxmq_os_log(CXMQ_LOG_ERR,
-			    "cxmq: bs=%u is invalid: must be a power of two in %u..%u\n", cfg->bs,
-			    CXMQ_MIN_BS, CXMQ_MAX_BS);
-		return -CXMQ_EINVAL;
-	}
-	if (cfg->size_mb * 1024 * 1024 % cfg->bs) {
-		cxmq_os_log(CXMQ_LOG_ERR, "cxmq: size is not a multiple of bs=%u\n", cfg->bs);
-		return -CXMQ_EINVAL;
-	}
-	if (cfg->hw_queue_depth == 0 || cfg->hw_queue_depth > CXMQ_MAX_QUEUE_DEPTH) {
-		cxmq_os_log(CXMQ_LOG_ERR, "cxmq: hw_queue_depth=%u is invalid: must be 1..%u\n",
-			    cfg->hw_queue_depth, CXMQ_MAX_QUEUE_DEPTH);
-		return -CXMQ_EINVAL;
-	}
-	if (cfg->irqmode > 2) {
-		cxmq_os_log(CXMQ_LOG_ERR,
-			    "cxmq: irqmode=%u is invalid: must be 0 (none), 1 (softirq) or 2 (timer)\n",
-			    cfg->irqmode);
-		return -CXMQ_EINVAL;
-	}
-	if (cfg->irqmode == 2 && (cfg->completion_nsec == 0 || cfg->completion_nsec > 10000000000ull)) {
-		cxmq_os_log(CXMQ_LOG_ERR,
-			    "cxmq: completion_nsec=%llu is invalid: must be 1..10000000000 (10 s)\n",
-			    static_cast<unsigned long long>(cfg->completion_nsec));
-		return -CXMQ_EINVAL;
-	}
-	if (cfg->memory_backed > 1) {
-		cxmq_os_log(CXMQ_LOG_ERR, "cxmq: memory_backed=%u is invalid: must be 0 or 1\n",
-			    cfg->memory_backed);
-		return -CXMQ_EINVAL;
-	}
-	if (cfg->submit_queues == 0) {
-		cxmq_os_log(CXMQ_LOG_ERR, "cxmq: submit_queues=0 is invalid: must be at least 1\n");
-		return -CXMQ_EINVAL;
-	}
-	u32 possible = 0;
-	for (u32 cpu = 0; cpu < cxmq_os_nr_cpu_ids(); cpu++)
-		possible += cxmq_os_cpu_possible(cpu) ? 1 : 0;
-	if (cfg->submit_queues > possible) {
-		cxmq_os_log(CXMQ_LOG_WARN,
-			    "cxmq: submit_queues=%u is more than the %u possible CPUs: using %u\n",
-			    cfg->submit_queues, possible, possible);
-		cfg->submit_queues = possible;
-	}
-	return 0;
+	return settings::config_check(cfg);
 }
 
 struct cxmq_queue *cxmq_queue_create(const struct cxmq_dev_config *cfg, int *err)
@@ -116,6 +57,21 @@ void cxmq_queue_submit_bio(struct cxmq_queue *q, void *bio, enum cxmq_op op, cxm
 			   cxmq_u32 nr_sectors, cxmq_u32 flags, cxmq_u64 cookie)
 {
 	Q(q).submit_bio(bio, op, sector, nr_sectors, flags, cookie);
+}
+
+void cxmq_queue_submit(struct cxmq_queue *q, const struct cxmq_bio *b)
+{
+	Q(q).submit(*b);
+}
+
+void cxmq_queue_set_host(struct cxmq_queue *q, void *host)
+{
+	Q(q).set_host(host);
+}
+
+void cxmq_queue_default_limits(const struct cxmq_dev_config *cfg, struct cxmq_limits *lim)
+{
+	Queue::default_limits(*cfg, lim);
 }
 
 void cxmq_queue_freeze(struct cxmq_queue *q)
@@ -164,6 +120,19 @@ int cxmq_queue_format_stats(struct cxmq_queue *q, char *buf, cxmq_size_t size)
 			      load_relaxed(x.nr_pending));
 		}
 	}
+	u64 reqs = 0, plug = 0, merged = 0, unplugs = 0, unplugged = 0;
+	for (u32 cpu = 0; cpu < qu.nr_cpus(); cpu++) {
+		SwQueue &x = qu.ctx(cpu);
+		reqs += load_relaxed(x.dispatched[0]) + load_relaxed(x.dispatched[1]);
+		plug += load_relaxed(x.plug_merged);
+		merged += load_relaxed(x.merged);
+		unplugs += load_relaxed(x.unplugs);
+		unplugged += load_relaxed(x.unplugged);
+	}
+	o.put("merge: bios=%llu requests=%llu plug_merges=%llu ctx_merges=%llu unplugs=%llu "
+	      "unplug_requests=%llu\n",
+	      ull(reqs + plug + merged), ull(reqs), ull(plug), ull(merged), ull(unplugs),
+	      ull(unplugged));
 	auto &nb = static_cast<NullBackend &>(qu.backend());
 	o.put("backend: busy_answers=%llu pages=%llu\n", ull(nb.busy_answers()),
 	      ull(nb.store() ? nb.store()->nr_pages() : 0));

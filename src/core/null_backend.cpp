@@ -107,29 +107,40 @@ int read_piece(void *ctx, u64 off, void *data, u32 len)
 }
 } // namespace
 
+// Walks every bio of the request in order, each at its own place on the device (the bios of a
+// read or write are contiguous; a discard's may be ranges anywhere).
 cxmq_status NullBackend::transfer(Request &rq)
 {
-	Transfer t{store_, rq.sector << 9, !(rq.flags & CXMQ_BIO_NOWAIT)};
-	// The block layer keeps bios inside the capacity; the store relies on it, so check.
-	if (cxmq_unlikely(t.base + (u64(rq.nr_sectors) << 9) > store_->size() ||
-			  t.base + (u64(rq.nr_sectors) << 9) < t.base))
-		return CXMQ_STS_IOERR;
-	switch (rq.op) {
-	case CXMQ_OP_READ:
-		cxmq_os_bio_for_each_piece(rq.bio, 1, read_piece, &t);
-		return CXMQ_STS_OK;
-	case CXMQ_OP_WRITE:
-		if (!cxmq_os_bio_for_each_piece(rq.bio, 0, write_piece, &t))
-			return CXMQ_STS_OK;
-		// No memory: a NOWAIT submitter retries from a context that may block.
-		return t.may_sleep ? CXMQ_STS_IOERR : CXMQ_STS_AGAIN;
-	case CXMQ_OP_DISCARD:
-	case CXMQ_OP_WRITE_ZEROES:
-		store_->discard(t.base, u64(rq.nr_sectors) << 9);
-		return CXMQ_STS_OK;
-	default: // FLUSH: memory is always durable here
-		return CXMQ_STS_OK;
-	}
+	Transfer t{store_, 0, !(rq.flags & CXMQ_BIO_NOWAIT)};
+	cxmq_status st = CXMQ_STS_OK;
+	rq.for_each_bio([&](void *bio) {
+		if (st != CXMQ_STS_OK)
+			return;
+		t.base = cxmq_os_bio_sector(bio) << 9;
+		const u64 len = u64(cxmq_os_bio_sectors(bio)) << 9;
+		// The block layer keeps bios inside the capacity; the store relies on it, so check.
+		if (cxmq_unlikely(t.base + len > store_->size() || t.base + len < t.base)) {
+			st = CXMQ_STS_IOERR;
+			return;
+		}
+		switch (rq.op) {
+		case CXMQ_OP_READ:
+			cxmq_os_bio_for_each_piece(bio, 1, read_piece, &t);
+			break;
+		case CXMQ_OP_WRITE:
+			// No memory: a NOWAIT submitter retries from a context that may block.
+			if (cxmq_os_bio_for_each_piece(bio, 0, write_piece, &t))
+				st = t.may_sleep ? CXMQ_STS_IOERR : CXMQ_STS_AGAIN;
+			break;
+		case CXMQ_OP_DISCARD:
+		case CXMQ_OP_WRITE_ZEROES:
+			store_->discard(t.base, len);
+			break;
+		default: // FLUSH: memory is always durable here
+			break;
+		}
+	});
+	return st;
 }
 
 cxmq_status NullBackend::queue_rq(HwQueue &h, Request &rq, bool)

@@ -7,6 +7,13 @@ namespace {
 // How long a hardware queue whose backend was busy waits before it is run again, when no
 // completion runs it first (blk-mq's BLK_MQ_RESOURCE_DELAY).
 constexpr u32 kBusyRetryDelayUs = 3000;
+// blk_bio_list_merge: how many staged requests a bio tries, newest first.
+constexpr u32 kCtxMergeTries = 8;
+// The kernel's defaults: BLK_DEF_MAX_SECTORS, BLK_MAX_SEGMENTS; and the discard ranges a
+// memory-backed device takes in one request.
+constexpr u32 kDefMaxSectors = 2560;
+constexpr u32 kMaxSegments = 128;
+constexpr u32 kMaxDiscardSegments = 256;
 
 u32 dispatch_bucket(u32 n)
 {
@@ -317,53 +324,135 @@ void Queue::unfreeze()
 
 // ---- submission ----
 
+void Queue::default_limits(const cxmq_dev_config &cfg, cxmq_limits *lim)
+{
+	*lim = cxmq_limits{};
+	// The kernel's defaults (blk_set_default_limits, blk_queue_max_hw_sectors): requests up
+	// to BLK_DEF_MAX_SECTORS unless the device's max_sectors is lower, BLK_MAX_SEGMENTS.
+	lim->max_sectors = cfg.max_sectors ? min(cfg.max_sectors, kDefMaxSectors) : kDefMaxSectors;
+	lim->max_segments = kMaxSegments;
+	if (cfg.memory_backed) {
+		lim->max_discard_sectors = ~0u >> 9;
+		lim->max_write_zeroes_sectors = ~0u >> 9;
+		lim->max_discard_segments = kMaxDiscardSegments;
+	} else {
+		lim->max_discard_segments = 1;
+	}
+}
+
+void Queue::limits(cxmq_limits *lim) const
+{
+	if (host_)
+		cxmq_os_queue_limits(host_, lim);
+	else
+		default_limits(cfg_, lim);
+}
+
 void Queue::submit_bio(void *bio, cxmq_op op, u64 sector, u32 nr_sectors, u32 flags,
 		       u64 cookie)
 {
-	const bool nowait = flags & CXMQ_BIO_NOWAIT;
+	Bio b{};
+	b.bio = bio;
+	b.op = static_cast<u16>(op);
+	b.sector = sector;
+	b.nr_sectors = nr_sectors;
+	b.flags = flags;
+	b.cookie = cookie;
+	b.nr_segs = 1;
+	submit(b);
+}
+
+void Queue::submit(const Bio &b)
+{
+	const bool nowait = b.flags & CXMQ_BIO_NOWAIT;
 	bool dying;
 	// Two usage references: the request's (dropped by its completion, which may come before
 	// queue_rq returns) and this submission's, dropped on the way out, so that a freeze (and
 	// with it a change of the hardware queues) also waits for submitters still touching a
 	// hardware queue after their request completed.
 	if (cxmq_unlikely(!enter(nowait, &dying))) {
-		cxmq_os_bio_end(bio, dying ? CXMQ_STS_IOERR : CXMQ_STS_AGAIN, cookie);
+		cxmq_os_bio_end(b.bio, dying ? CXMQ_STS_IOERR : CXMQ_STS_AGAIN, b.cookie);
 		return;
 	}
-	submit_rq(bio, op, sector, nr_sectors, flags, cookie, nowait);
+	// Flushes and FUA writes are never plugged (blk-mq sends them to its flush machinery).
+	const bool pluggable = b.op != CXMQ_OP_FLUSH &&
+			       !(b.flags & (CXMQ_BIO_FUA | CXMQ_BIO_PREFLUSH));
+	if (!pluggable || !plug_bio(b, nowait))
+		submit_rq(b, nowait);
 	exit();
 }
 
-void Queue::submit_rq(void *bio, cxmq_op op, u64 sector, u32 nr_sectors, u32 flags, u64 cookie,
-		      bool nowait)
+// A free request of hardware queue h holding bio b, with its usage reference; nullptr when
+// none is free under NOWAIT (the bio is then ended with AGAIN).
+Request *Queue::get_request(HwQueue &h, u32 cpu, const Bio &b, bool nowait)
 {
-	const u32 cpu = cxmq_os_this_cpu();
-	HwQueue &h = hctx_for_cpu(cpu);
 	s32 tag = h.tags.try_get(cpu);
 	if (cxmq_unlikely(tag == TagMap::kNoTag)) {
 		if (nowait) {
-			cxmq_os_bio_end(bio, CXMQ_STS_AGAIN, cookie);
-			return;
+			cxmq_os_bio_end(b.bio, CXMQ_STS_AGAIN, b.cookie);
+			return nullptr;
 		}
 		tag = static_cast<s32>(h.tags.get_wait(cpu));
 	}
 	cxmq_os_usage_get(usage_); // the request's, dropped by end_request
 	Request &rq = *h.rq(static_cast<u32>(tag));
-	rq.bio = bio;
-	rq.cookie = cookie;
-	rq.sector = sector;
-	rq.nr_sectors = nr_sectors;
-	rq.flags = flags;
-	rq.op = static_cast<u16>(op);
-	rq.ctx_cpu = static_cast<u16>(cpu);
+	rq.init_from(b, cpu);
 	SwQueue &c = ctx(cpu);
 	add_relaxed(c.dispatched[rq.is_write()], u64(1));
 	add_relaxed(h.queued, u64(1));
+	return &rq;
+}
 
-	if (issue_direct(h, rq))
+// Without a plug: into a request staged on this CPU's software queue if one takes it,
+// else a new request, sent straight to the backend when nothing waits ahead of it.
+void Queue::submit_rq(const Bio &b, bool nowait)
+{
+	const u32 cpu = cxmq_os_this_cpu();
+	HwQueue &h = hctx_for_cpu(cpu);
+	SwQueue &c = ctx(cpu);
+	if (load_relaxed(c.nr_pending) && bio_mergeable(b) && ctx_merge(c, b))
 		return;
-	insert_to_ctx(c, rq);
+	Request *rq = get_request(h, cpu, b, nowait);
+	if (!rq)
+		return;
+	if (issue_direct(h, *rq))
+		return;
+	insert_to_ctx(c, *rq);
 	run_hw_queue(h);
+}
+
+// blk_bio_list_merge: the newest kCtxMergeTries requests staged on the software queue, newest
+// first, stopping at the first whose position fits but whose limits do not. queue/nomerges 1
+// tries only the one-hit cache, 2 nothing.
+bool Queue::ctx_merge(SwQueue &c, const Bio &b)
+{
+	cxmq_limits lim;
+	limits(&lim);
+	if (lim.nomerges >= 2)
+		return false;
+	LockGuard g(c.lock);
+	Request *merged = nullptr;
+	if (lim.nomerges == 1) {
+		if (c.last_merge && attempt_merge(*c.last_merge, b, lim) == MergeResult::kMerged)
+			merged = c.last_merge;
+	} else {
+		u32 tries = kCtxMergeTries;
+		c.rq_list.for_each_reverse([&](ListNode *n) {
+			Request &rq = *Request::from_node(n);
+			MergeResult r = attempt_merge(rq, b, lim);
+			if (r == MergeResult::kMerged)
+				merged = &rq;
+			return r == MergeResult::kNone && --tries;
+		});
+	}
+	if (c.last_merge && (c.last_merge->rq_flags & Request::kNoMerge))
+		c.last_merge = nullptr; // req_set_nomerge
+	if (!merged)
+		return false;
+	c.last_merge = merged;
+	add_relaxed(c.merged, u64(1));
+	cxmq_os_bio_merged(b.bio, b.cookie, merged->cookie);
+	return true;
 }
 
 // Sends a request straight to the backend when nothing waits ahead of it: no refused requests
@@ -401,6 +490,8 @@ void Queue::insert_to_ctx(SwQueue &c, Request &rq)
 	LockGuard g(c.lock);
 	c.rq_list.push_back(&rq.node);
 	store_relaxed(c.nr_pending, c.nr_pending + 1);
+	if (!c.last_merge)
+		c.last_merge = &rq;
 }
 
 // ---- hardware queue runs ----
@@ -444,15 +535,25 @@ void Queue::run_work_fn(void *arg)
 }
 
 // Sends the dispatch list, then every mapped software queue in order. Returns true when the
-// backend was busy: what it did not take is back at the head of the dispatch list.
+// backend was busy: what it did not take is back at the head of the dispatch list. As blk-mq
+// does (blk_mq_sched_dispatch_requests), requests the backend refused before go first, and
+// while it refuses them the software queues are left alone: their requests stay staged, where
+// later bios can still merge into them.
 bool Queue::dispatch_once(HwQueue &h)
 {
 	List list;
+	u32 n = 0;
 	add_relaxed(h.run, u64(1));
-	{
-		LockGuard g(h.lock);
-		list.splice_tail(h.dispatch);
-		store_relaxed(h.nr_dispatch, 0u);
+	if (load_relaxed(h.nr_dispatch)) {
+		{
+			LockGuard g(h.lock);
+			list.splice_tail(h.dispatch);
+			store_relaxed(h.nr_dispatch, 0u);
+		}
+		if (send_list(h, list, &n)) {
+			account_dispatch_run(h, n);
+			return true;
+		}
 	}
 	for (u32 i = 0; i < h.nr_ctx; i++) {
 		SwQueue &c = ctx(h.ctx_cpus[i]);
@@ -461,13 +562,23 @@ bool Queue::dispatch_once(HwQueue &h)
 		LockGuard g(c.lock);
 		list.splice_tail(c.rq_list);
 		store_relaxed(c.nr_pending, 0u);
+		c.last_merge = nullptr;
 	}
-	u32 n = 0;
+	const bool busy = send_list(h, list, &n);
+	account_dispatch_run(h, n);
+	return busy;
+}
+
+// Hands the list to the backend in order, `last` on its final request. Returns true when the
+// backend was busy: the rest of the list is then back at the head of the dispatch list, and a
+// run is due on the next completion (or after kBusyRetryDelayUs).
+bool Queue::send_list(HwQueue &h, List &list, u32 *n)
+{
 	while (ListNode *node = list.pop_front()) {
 		Request &rq = *Request::from_node(node);
 		cxmq_status st = backend_->queue_rq(h, rq, list.empty());
 		if (cxmq_likely(st == CXMQ_STS_OK)) {
-			n++;
+			(*n)++;
 			continue;
 		}
 		if (st == CXMQ_STS_RESOURCE) {
@@ -481,14 +592,12 @@ bool Queue::dispatch_once(HwQueue &h)
 				store_relaxed(h.nr_dispatch, h.nr_dispatch + left);
 			}
 			fetch_or(h.state, HwQueue::kRestart);
-			account_dispatch_run(h, n);
 			run_hw_queue_async(h, kBusyRetryDelayUs);
 			return true;
 		}
 		end_request(rq, st);
-		n++;
+		(*n)++;
 	}
-	account_dispatch_run(h, n);
 	return false;
 }
 
@@ -499,15 +608,21 @@ void Queue::account_dispatch_run(HwQueue &h, u32 n)
 
 // ---- completion ----
 
+// Ends every bio of the request with its status, in order (blk_update_request).
 void Queue::end_request(Request &rq, cxmq_status status)
 {
 	HwQueue &h = *rq.hctx;
-	void *bio = rq.bio;
+	void *bio = rq.bio, *tail = rq.biotail;
 	const u64 cookie = rq.cookie;
 	add_relaxed(ctx(rq.ctx_cpu).completed[rq.is_write()], u64(1));
-	rq.bio = nullptr;
-	h.tags.put(rq.tag, cxmq_os_this_cpu());
-	cxmq_os_bio_end(bio, status, cookie);
+	rq.bio = rq.biotail = nullptr;
+	h.tags.put(rq.tag, cxmq_os_this_cpu()); // rq may be reused from here on
+	for (void *b = bio; b;) {
+		void *next = b == tail ? nullptr : cxmq_os_bio_next(b);
+		cxmq_os_bio_set_next(b, nullptr);
+		cxmq_os_bio_end(b, status, cookie);
+		b = next;
+	}
 	if (load_relaxed(h.state) & HwQueue::kRestart) {
 		fetch_and(h.state, ~HwQueue::kRestart);
 		run_hw_queue_async(h, 0);

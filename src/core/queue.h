@@ -6,6 +6,7 @@
 
 #include "backend.h"
 #include "cxmq/core.h"
+#include "merge.h"
 #include "tags.h"
 
 namespace cxmq {
@@ -18,10 +19,30 @@ struct alignas(kCacheLine) SwQueue {
 	u32 cpu = 0;
 	u32 hctx_idx = 0;
 	u32 nr_pending = 0; // on rq_list, under lock
-	// Statistics (mq/<n>/cpu<M>/): [0] reads, [1] writes.
+	Request *last_merge = nullptr; // under lock: the one-hit merge cache (q->last_merge)
+	// Statistics (mq/<n>/cpu<M>/): [0] reads, [1] writes (requests made here: everything
+	// that is not a write counts as a read).
 	u64 dispatched[2] = {};
 	u64 completed[2] = {};
-	u64 merged = 0;
+	u64 merged = 0;       // bios merged into requests staged here
+	u64 plug_merged = 0;  // bios merged into plugged requests by submitters on this CPU
+	u64 unplugs = 0;      // plug batches sent from this CPU
+	u64 unplugged = 0;    // requests in those batches
+};
+
+// A task's plug for one queue (blk_plug's mq_list, per device): the requests it made while
+// plugged, in order, sent as a batch when the task unplugs. Lives in storage the host hands
+// out zeroed (cxmq_os_plug): all zero is an empty plug.
+struct Plug {
+	// blk-mq's bounds: BLK_MAX_REQUEST_COUNT requests, and a request of BLK_PLUG_FLUSH_SIZE
+	// bytes or more sends the batch before the next joins it (blk_add_rq_to_plug). A plug
+	// holds one device's requests: a request of another device joins that device's plug.
+	enum : u32 {
+		kMaxRequests = 32,
+		kFlushSectors = (128 * 1024) >> 9,
+	};
+	u32 nr;
+	Request *rqs[kMaxRequests];
 };
 
 // Number of buckets of the per-run dispatch histogram: 0, 1, 2, 4, ..., 2^(N-2)+.
@@ -84,6 +105,12 @@ public:
 	void shutdown();
 	void submit_bio(void *bio, cxmq_op op, u64 sector, u32 nr_sectors, u32 flags,
 			u64 cookie = 0);
+	void submit(const Bio &b);
+	// The limits merging respects: the host's, read now (the user may change them), or the
+	// configuration's until a host is set.
+	void set_host(void *host) { host_ = host; }
+	void limits(cxmq_limits *lim) const;
+	static void default_limits(const cxmq_dev_config &cfg, cxmq_limits *lim);
 	// Completes a request the backend owns: ends its bio, frees its tag.
 	void end_request(Request &rq, cxmq_status status);
 	// Runs a hardware queue now, in the caller's context.
@@ -113,17 +140,26 @@ private:
 	void assign_ctxs();
 	bool enter(bool nowait, bool *dying);
 	void exit() { cxmq_os_usage_put(usage_); }
-	void submit_rq(void *bio, cxmq_op op, u64 sector, u32 nr_sectors, u32 flags, u64 cookie,
-		       bool nowait);
+	void submit_rq(const Bio &b, bool nowait);
+	Request *get_request(HwQueue &h, u32 cpu, const Bio &b, bool nowait);
+	bool ctx_merge(SwQueue &c, const Bio &b);
 	bool issue_direct(HwQueue &hctx, Request &rq);
 	void insert_to_ctx(SwQueue &ctx, Request &rq);
+	// plug.cpp
+	Plug *current_plug();
+	bool plug_bio(const Bio &b, bool nowait);
+	bool plug_merge(Plug &p, const Bio &b, const cxmq_limits &lim);
+	void flush_plug(Plug &p, bool from_schedule);
+	static void unplug_fn(void *storage, int from_schedule);
 	bool dispatch_once(HwQueue &hctx);
+	bool send_list(HwQueue &hctx, List &list, u32 *n);
 	void account_dispatch_run(HwQueue &hctx, u32 n);
 	static void usage_zero(void *arg);
 	static void run_work_fn(void *arg);
 
 	cxmq_dev_config cfg_{};
 	Backend *backend_ = nullptr;
+	void *host_ = nullptr;        // for cxmq_os_queue_limits
 	u32 nr_cpu_ids_ = 0;
 	u32 nr_hw_queues_ = 0;
 	u32 max_hw_queues_ = 0;       // possible CPUs: the size of hctxs_

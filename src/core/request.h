@@ -1,23 +1,36 @@
 // SPDX-License-Identifier: GPL-2.0
-// A request: one bio on its way through a hardware queue, identified by its tag. Requests live in
-// a per-hardware-queue array indexed by tag, each followed by the backend's payload.
+// A request: one contiguous range of one operation, made of one or more bios in order (blk-mq's
+// rq->bio ... rq->biotail), on its way through a hardware queue and identified by its tag; a
+// discard request may hold non-contiguous ranges (max_discard_segments). Requests live in a
+// per-hardware-queue array indexed by tag, each followed by the backend's payload.
 #pragma once
 
+#include "cxmq/core.h"
 #include "util.h"
 
 namespace cxmq {
 
 struct HwQueue;
+using Bio = cxmq_bio;
 
 struct Request {
-	ListNode node;       // on a software queue's rq_list or a hardware queue's dispatch list
-	void *bio;           // the host's bio (opaque)
-	u64 cookie;          // the host's, handed back when the bio ends
+	enum : u32 {
+		kNoMerge = 1u << 0, // a merge failed on a limit: never try this one again (REQ_NOMERGE)
+	};
+
+	ListNode node;       // on a software queue's rq_list, a plug, or a hardware queue's dispatch list
+	void *bio;           // the host's bios: the first, chained (cxmq_os_bio_next) to the last
+	void *biotail;
+	u64 cookie;          // the first bio's, handed back when each bio ends
 	u64 sector;
-	u32 nr_sectors;
+	u32 nr_sectors;      // the whole request (every range, for a discard)
 	u32 tag;
-	u32 flags;           // cxmq_bio_flags
+	u32 flags;           // cxmq_bio_flags: NOWAIT only while every bio is NOWAIT
+	u32 rq_flags;        // kNoMerge
+	u32 nr_bios;
+	u32 nr_segs;         // physical segments (discard: ranges)
 	u16 op;              // cxmq_op
+	u16 ioprio;
 	u16 ctx_cpu;         // software queue it was submitted on (completion accounting)
 	HwQueue *hctx;
 	u32 backend_status;  // backend use: the status a deferred completion ends with
@@ -34,6 +47,32 @@ struct Request {
 	static Request *from_node(ListNode *n) { return CXMQ_CONTAINER_OF(n, Request, node); }
 	static Request *from_llnode(LListNode *n) { return CXMQ_CONTAINER_OF(n, Request, llnode); }
 	bool is_write() const { return op == CXMQ_OP_WRITE; }
+	u64 end_sector() const { return sector + nr_sectors; }
+
+	// Makes this (free) request hold exactly one bio.
+	void init_from(const Bio &b, u32 cpu)
+	{
+		bio = biotail = b.bio;
+		cookie = b.cookie;
+		sector = b.sector;
+		nr_sectors = b.nr_sectors;
+		flags = b.flags;
+		rq_flags = 0;
+		nr_bios = 1;
+		nr_segs = b.nr_segs ? b.nr_segs : 1;
+		op = b.op;
+		ioprio = b.ioprio;
+		ctx_cpu = static_cast<u16>(cpu);
+	}
+	// Calls fn(bio) for each bio in order; fn may end the bio (the next is read first).
+	template <class F> void for_each_bio(F fn)
+	{
+		for (void *b = bio; b;) {
+			void *next = b == biotail ? nullptr : cxmq_os_bio_next(b);
+			fn(b);
+			b = next;
+		}
+	}
 };
 
 } // namespace cxmq

@@ -163,6 +163,13 @@ public:
 		for (ListNode *n = head_.next; n != &head_; n = n->next)
 			f(n);
 	}
+	// Newest first, while f(node) returns true.
+	template <class F> void for_each_reverse(F f) const
+	{
+		for (ListNode *n = head_.prev; n != &head_; n = n->prev)
+			if (!f(n))
+				return;
+	}
 
 private:
 	static void insert(ListNode *n, ListNode *prev, ListNode *next)

@@ -7,7 +7,6 @@
  * answer -EBUSY. Malformed or out-of-range writes answer -EINVAL and change nothing.
  */
 #include <linux/configfs.h>
-#include <linux/cpumask.h>
 #include <linux/kernel.h>
 #include <linux/module.h>
 #include <linux/slab.h>
@@ -26,195 +25,82 @@ static struct cxmq_cfs_dev *to_cfs(struct config_item *item)
 	return container_of(item, struct cxmq_cfs_dev, item);
 }
 
-enum cxmq_cfs_field {
-	CXMQ_F_SIZE,
-	CXMQ_F_BLOCKSIZE,
-	CXMQ_F_SUBMIT_QUEUES,
-	CXMQ_F_HW_QUEUE_DEPTH,
-	CXMQ_F_IRQMODE,
-	CXMQ_F_COMPLETION_NSEC,
-	CXMQ_F_MEMORY_BACKED,
-	CXMQ_F_HOME_NODE,
-};
-
-static const char *const cxmq_cfs_names[] = {
-	[CXMQ_F_SIZE] = "size",
-	[CXMQ_F_BLOCKSIZE] = "blocksize",
-	[CXMQ_F_SUBMIT_QUEUES] = "submit_queues",
-	[CXMQ_F_HW_QUEUE_DEPTH] = "hw_queue_depth",
-	[CXMQ_F_IRQMODE] = "irqmode",
-	[CXMQ_F_COMPLETION_NSEC] = "completion_nsec",
-	[CXMQ_F_MEMORY_BACKED] = "memory_backed",
-	[CXMQ_F_HOME_NODE] = "home_node",
-};
-
-static s64 cxmq_cfs_get(const struct cxmq_dev_config *c, int f)
+/*
+ * The attributes that are settings: each is a setting of the core's table
+ * (src/core/settings.cpp), by name, which parses, checks and shows it. Only what the kernel
+ * needs is declared here: the attribute, and the one action a live setting takes.
+ */
+static int cxmq_cfs_setting(const char *name)
 {
-	switch (f) {
-	case CXMQ_F_SIZE:
-		return c->size_mb;
-	case CXMQ_F_BLOCKSIZE:
-		return c->bs;
-	case CXMQ_F_SUBMIT_QUEUES:
-		return c->submit_queues;
-	case CXMQ_F_HW_QUEUE_DEPTH:
-		return c->hw_queue_depth;
-	case CXMQ_F_IRQMODE:
-		return c->irqmode;
-	case CXMQ_F_COMPLETION_NSEC:
-		return c->completion_nsec;
-	case CXMQ_F_MEMORY_BACKED:
-		return c->memory_backed;
-	case CXMQ_F_HOME_NODE:
-		return c->home_node;
-	}
-	return 0;
-}
+	int i = cxmq_setting_find(name);
 
-/* The range of each attribute; combinations are checked at power on. */
-static int cxmq_cfs_check(const char *dev, int f, s64 v)
-{
-	s64 lo = 0, hi = 0;
-
-	switch (f) {
-	case CXMQ_F_SIZE:
-		lo = 1, hi = (s64)CXMQ_MAX_GB * 1024;
-		break;
-	case CXMQ_F_BLOCKSIZE:
-		if (v < CXMQ_MIN_BS || v > CXMQ_MAX_BS || !is_power_of_2(v)) {
-			pr_err("cxmq: %s: blocksize=%lld is invalid: must be a power of two in %u..%u\n",
-			       dev, v, CXMQ_MIN_BS, CXMQ_MAX_BS);
-			return -EINVAL;
-		}
-		return 0;
-	case CXMQ_F_SUBMIT_QUEUES:
-		lo = 1, hi = num_possible_cpus();
-		break;
-	case CXMQ_F_HW_QUEUE_DEPTH:
-		lo = 1, hi = CXMQ_MAX_QUEUE_DEPTH;
-		break;
-	case CXMQ_F_IRQMODE:
-		lo = 0, hi = 2;
-		break;
-	case CXMQ_F_COMPLETION_NSEC:
-		lo = 1, hi = 10000000000LL;
-		break;
-	case CXMQ_F_MEMORY_BACKED:
-		lo = 0, hi = 1;
-		break;
-	case CXMQ_F_HOME_NODE:
-		return cxmq_check_home_node(v, "home_node");
-	}
-	if (v < lo || v > hi) {
-		pr_err("cxmq: %s: %s=%lld is invalid: must be %lld..%lld\n", dev, cxmq_cfs_names[f],
-		       v, lo, hi);
+	if (WARN_ON_ONCE(i < 0 || !(cxmq_setting_flags(i) & CXMQ_SETTING_ATTR)))
 		return -EINVAL;
-	}
-	return 0;
+	return i;
 }
 
-static void cxmq_cfs_set(struct cxmq_dev_config *c, int f, s64 v)
-{
-	switch (f) {
-	case CXMQ_F_SIZE:
-		c->size_mb = v;
-		break;
-	case CXMQ_F_BLOCKSIZE:
-		c->bs = v;
-		break;
-	case CXMQ_F_SUBMIT_QUEUES:
-		c->submit_queues = v;
-		break;
-	case CXMQ_F_HW_QUEUE_DEPTH:
-		c->hw_queue_depth = v;
-		break;
-	case CXMQ_F_IRQMODE:
-		c->irqmode = v;
-		break;
-	case CXMQ_F_COMPLETION_NSEC:
-		c->completion_nsec = v;
-		break;
-	case CXMQ_F_MEMORY_BACKED:
-		c->memory_backed = v;
-		break;
-	case CXMQ_F_HOME_NODE:
-		c->home_node = v;
-		break;
-	}
-}
-
-static ssize_t cxmq_cfs_show(struct config_item *item, char *page, int f)
+static ssize_t cxmq_cfs_show(struct config_item *item, char *page, const char *setting)
 {
 	struct cxmq_cfs_dev *d = to_cfs(item);
-	s64 v;
+	int i = cxmq_cfs_setting(setting);
+	ssize_t ret;
 
+	if (i < 0)
+		return i;
 	mutex_lock(&d->lock);
-	v = cxmq_cfs_get(&d->cfg, f);
+	ret = cxmq_setting_format(i, &d->cfg, page, PAGE_SIZE);
 	mutex_unlock(&d->lock);
-	return sprintf(page, "%lld\n", v);
+	return ret;
 }
 
-static ssize_t cxmq_cfs_store(struct config_item *item, const char *page, size_t count, int f)
+static ssize_t cxmq_cfs_store(struct config_item *item, const char *page, size_t count,
+			      const char *setting)
 {
 	struct cxmq_cfs_dev *d = to_cfs(item);
-	const char *name = config_item_name(item);
-	s64 v;
+	struct cxmq_dev_config cfg;
+	int i = cxmq_cfs_setting(setting);
 	int ret;
 
-	if (f == CXMQ_F_HOME_NODE) {
-		int node;
-
-		ret = kstrtoint(page, 0, &node);
-		v = node;
-	} else {
-		u64 u;
-
-		ret = kstrtou64(page, 0, &u);
-		v = u > S64_MAX ? S64_MAX : (s64)u;
-	}
-	if (ret) {
-		pr_err("cxmq: %s: %s: not a number\n", name, cxmq_cfs_names[f]);
-		return -EINVAL;
-	}
-	ret = cxmq_cfs_check(name, f, v);
-	if (ret)
-		return ret;
-
+	if (i < 0)
+		return i;
 	mutex_lock(&d->lock);
-	if (d->dev && f != CXMQ_F_SUBMIT_QUEUES) {
-		pr_err("cxmq: %s: %s cannot change while powered on (write 0 to power first)\n",
-		       name, cxmq_cfs_names[f]);
-		ret = -EBUSY;
-	} else if (d->dev) {
-		/* fewer than asked when memory runs short: the attribute shows what is in use */
-		d->cfg.submit_queues = cxmq_dev_set_nr_hw_queues(d->dev, v);
-	} else {
-		cxmq_cfs_set(&d->cfg, f, v);
+	cfg = d->cfg;
+	/* while powered, only a live setting passes */
+	ret = cxmq_setting_parse(i, page, &cfg, config_item_name(item), d->dev != NULL);
+	if (!ret && d->dev) {
+		/*
+		 * The live settings take effect now. The hardware queue count is the only one:
+		 * fewer than asked when memory runs short, and the attribute shows what is in use.
+		 */
+		cfg.submit_queues = cxmq_dev_set_nr_hw_queues(d->dev, cfg.submit_queues);
 	}
+	if (!ret)
+		d->cfg = cfg;
 	mutex_unlock(&d->lock);
 	return ret ? ret : count;
 }
 
-#define CXMQ_CFS_ATTR(_name, _f) \
+#define CXMQ_CFS_SETTING(_name) \
 	static ssize_t cxmq_cfs_##_name##_show(struct config_item *item, char *page) \
 	{ \
-		return cxmq_cfs_show(item, page, _f); \
+		return cxmq_cfs_show(item, page, #_name); \
 	} \
 	static ssize_t cxmq_cfs_##_name##_store(struct config_item *item, const char *page, \
 						size_t count) \
 	{ \
-		return cxmq_cfs_store(item, page, count, _f); \
+		return cxmq_cfs_store(item, page, count, #_name); \
 	} \
 	CONFIGFS_ATTR(cxmq_cfs_, _name)
 
-CXMQ_CFS_ATTR(size, CXMQ_F_SIZE);
-CXMQ_CFS_ATTR(blocksize, CXMQ_F_BLOCKSIZE);
-CXMQ_CFS_ATTR(submit_queues, CXMQ_F_SUBMIT_QUEUES);
-CXMQ_CFS_ATTR(hw_queue_depth, CXMQ_F_HW_QUEUE_DEPTH);
-CXMQ_CFS_ATTR(irqmode, CXMQ_F_IRQMODE);
-CXMQ_CFS_ATTR(completion_nsec, CXMQ_F_COMPLETION_NSEC);
-CXMQ_CFS_ATTR(memory_backed, CXMQ_F_MEMORY_BACKED);
-CXMQ_CFS_ATTR(home_node, CXMQ_F_HOME_NODE);
+CXMQ_CFS_SETTING(size);
+CXMQ_CFS_SETTING(blocksize);
+CXMQ_CFS_SETTING(submit_queues);
+CXMQ_CFS_SETTING(hw_queue_depth);
+CXMQ_CFS_SETTING(irqmode);
+CXMQ_CFS_SETTING(completion_nsec);
+CXMQ_CFS_SETTING(memory_backed);
+CXMQ_CFS_SETTING(home_node);
+CXMQ_CFS_SETTING(max_sectors);
 
 static ssize_t cxmq_cfs_power_show(struct config_item *item, char *page)
 {
@@ -277,8 +163,8 @@ CONFIGFS_ATTR_RO(cxmq_cfs_, index);
 static struct configfs_attribute *cxmq_cfs_attrs[] = {
 	&cxmq_cfs_attr_size, &cxmq_cfs_attr_blocksize, &cxmq_cfs_attr_submit_queues,
 	&cxmq_cfs_attr_hw_queue_depth, &cxmq_cfs_attr_irqmode, &cxmq_cfs_attr_completion_nsec,
-	&cxmq_cfs_attr_memory_backed, &cxmq_cfs_attr_home_node, &cxmq_cfs_attr_power,
-	&cxmq_cfs_attr_index, NULL,
+	&cxmq_cfs_attr_memory_backed, &cxmq_cfs_attr_home_node, &cxmq_cfs_attr_max_sectors,
+	&cxmq_cfs_attr_power, &cxmq_cfs_attr_index, NULL,
 };
 
 static void cxmq_cfs_release(struct config_item *item)

@@ -46,7 +46,6 @@ struct cxmq_dev {
 struct cxmq_dev *cxmq_dev_create(const struct cxmq_dev_config *cfg, int *err);
 void cxmq_dev_destroy(struct cxmq_dev *dev);
 int cxmq_dev_set_nr_hw_queues(struct cxmq_dev *dev, u32 nr);
-int cxmq_check_home_node(int node, const char *what);
 void cxmq_default_config(struct cxmq_dev_config *cfg); /* the module parameters' */
 
 /* os_linux.c: /sys/kernel/debug/cxmq/fail_init_hctx/ where the kernel has fault injection */

@@ -16,52 +16,86 @@
 
 #include "cxmq_shim.h"
 
-static unsigned long g_gb = 250;
-module_param_named(gb, g_gb, ulong, 0444);
-MODULE_PARM_DESC(gb, "Size in GiB (1..1048576, default 250)");
+/*
+ * Module parameters (null_blk's names). Each is a setting of the core's table
+ * (src/core/settings.cpp), which parses, checks and shows it into g_params: what is declared
+ * here is only what the kernel needs. A value that is not a number fails insmod at once (the
+ * kernel names the parameter); ranges and combinations are checked by cxmq_init.
+ */
+static struct cxmq_params g_params; /* under kernel_param_lock(THIS_MODULE), as set ops run */
+static bool g_params_ready; /* g_params has its defaults (the first set, or init, loads them) */
+static unsigned int g_busy_every; /* busy_every as applied: what new devices get */
 
-static unsigned int g_bs = 512;
-module_param_named(bs, g_bs, uint, 0444);
-MODULE_PARM_DESC(bs, "Logical block size in bytes (power of two, 512..4096, default 512)");
+/* With kernel_param_lock(THIS_MODULE) held. */
+static void cxmq_params_init(void)
+{
+	if (!g_params_ready) {
+		cxmq_params_defaults(&g_params);
+		g_params_ready = true;
+	}
+}
 
-static unsigned int g_nr_devices = 1;
-module_param_named(nr_devices, g_nr_devices, uint, 0444);
-MODULE_PARM_DESC(nr_devices, "Number of devices to create (0..1024, default 1)");
+static int cxmq_param_index(const struct kernel_param *kp)
+{
+	const char *dot = strrchr(kp->name, '.'); /* "cxmq.gb" if ever built in */
+	int i = cxmq_setting_find(dot ? dot + 1 : kp->name);
 
-static unsigned int g_submit_queues = 1;
-module_param_named(submit_queues, g_submit_queues, uint, 0444);
-MODULE_PARM_DESC(submit_queues, "Hardware queues (1..possible CPUs, more is capped; default 1)");
+	if (WARN_ON(i < 0 || !(cxmq_setting_flags(i) & CXMQ_SETTING_PARAM)))
+		return -EINVAL;
+	return i;
+}
 
-static unsigned int g_hw_queue_depth = 64;
-module_param_named(hw_queue_depth, g_hw_queue_depth, uint, 0444);
-MODULE_PARM_DESC(hw_queue_depth, "Tags per hardware queue (1..4096, default 64)");
+static int cxmq_param_set(const char *val, const struct kernel_param *kp)
+{
+	int i = cxmq_param_index(kp);
 
-static unsigned int g_irqmode;
-module_param_named(irqmode, g_irqmode, uint, 0444);
-MODULE_PARM_DESC(irqmode, "Completion: 0 in the submitter's context (default), 1 softirq, 2 timer");
+	if (i < 0)
+		return i;
+	cxmq_params_init();
+	return cxmq_param_parse(i, val, &g_params, 0);
+}
 
-static unsigned long g_completion_nsec = 10000;
-module_param_named(completion_nsec, g_completion_nsec, ulong, 0444);
-MODULE_PARM_DESC(completion_nsec, "irqmode=2: completion delay in ns (1..10000000000, default 10000)");
+static int cxmq_param_get(char *buf, const struct kernel_param *kp)
+{
+	int i = cxmq_param_index(kp);
 
-static unsigned int g_memory_backed;
-module_param_named(memory_backed, g_memory_backed, uint, 0444);
-MODULE_PARM_DESC(memory_backed, "Keep data in memory: 0 no (default), 1 yes (pages allocated on first write)");
+	if (i < 0)
+		return i;
+	cxmq_params_init();
+	return cxmq_param_format(i, &g_params, buf, PAGE_SIZE);
+}
 
-static unsigned int g_busy_every;
+static const struct kernel_param_ops cxmq_param_ops = {
+	.set = cxmq_param_set,
+	.get = cxmq_param_get,
+};
+
+/* type: what modinfo shows, the C type of the setting's value */
+#define CXMQ_PARAM(name, type, desc) \
+	module_param_cb(name, &cxmq_param_ops, NULL, 0444); \
+	__MODULE_PARM_TYPE(name, #type); \
+	MODULE_PARM_DESC(name, desc)
+
+CXMQ_PARAM(gb, ulong, "Size in GiB (1..1048576, default 250)");
+CXMQ_PARAM(bs, uint, "Logical block size in bytes (power of two, 512..4096, default 512)");
+CXMQ_PARAM(nr_devices, uint, "Number of devices to create (0..1024, default 1)");
+CXMQ_PARAM(submit_queues, uint, "Hardware queues (1..possible CPUs, more is capped; default 1)");
+CXMQ_PARAM(hw_queue_depth, uint, "Tags per hardware queue (1..4096, default 64)");
+CXMQ_PARAM(irqmode, uint, "Completion: 0 in the submitter's context (default), 1 softirq, 2 timer");
+CXMQ_PARAM(completion_nsec, ulong, "irqmode=2: completion delay in ns (1..10000000000, default 10000)");
+CXMQ_PARAM(memory_backed, uint, "Keep data in memory: 0 no (default), 1 yes (pages allocated on first write)");
+CXMQ_PARAM(home_node, int, "NUMA node for device memory (-1: any, default)");
+CXMQ_PARAM(max_sectors, uint, "Largest request in 512-byte sectors (0 or 8..8388607; default 0: the kernel's default)");
+
+/* Writable at runtime: applied to every device at once. */
 static int cxmq_set_busy_every(const char *val, const struct kernel_param *kp);
 static const struct kernel_param_ops cxmq_busy_every_ops = {
 	.set = cxmq_set_busy_every,
-	.get = param_get_uint,
+	.get = cxmq_param_get,
 };
-module_param_cb(busy_every, &cxmq_busy_every_ops, &g_busy_every, 0644);
+module_param_cb(busy_every, &cxmq_busy_every_ops, NULL, 0644);
+__MODULE_PARM_TYPE(busy_every, "uint");
 MODULE_PARM_DESC(busy_every, "Test hook: the backend answers busy to every n-th request (0: never)");
-
-static int g_home_node = NUMA_NO_NODE;
-module_param_named(home_node, g_home_node, int, 0444);
-MODULE_PARM_DESC(home_node, "NUMA node for device memory (-1: any, default)");
-
-#define CXMQ_MAX_DEVICES 1024
 
 
 static int cxmq_major;
@@ -77,31 +111,48 @@ static LIST_HEAD(cxmq_devices);
 static DEFINE_MUTEX(cxmq_devices_lock);
 static DEFINE_IDA(cxmq_index_ida);
 
+/*
+ * Physical segments of a bio as a request counts them against queue/max_segments: each
+ * multi-page bvec, in pieces of at most max_segment_size (bvec_split_segs, less the segment
+ * boundary, which cxmq's disks leave at the default 4 GiB).
+ */
+static u32 cxmq_bio_nr_segs(struct request_queue *q, struct bio *bio)
+{
+	unsigned int seg_size = queue_max_segment_size(q);
+	struct bvec_iter iter;
+	struct bio_vec bv;
+	u32 segs = 0;
+
+	if (!bio_has_data(bio))
+		return 1;
+	bio_for_each_bvec(bv, bio, iter)
+		segs += DIV_ROUND_UP(bv.bv_len, seg_size);
+	return segs ? segs : 1;
+}
+
 static void cxmq_submit_bio(struct bio *bio)
 {
 	struct cxmq_dev *dev = bio->bi_bdev->bd_disk->private_data;
-	enum cxmq_op op;
-	u32 flags = 0;
-	u64 cookie = 0;
+	struct cxmq_bio b = { };
 
 	bio = bio_split_to_limits(bio);
 	if (!bio)
 		return;
 	switch (bio_op(bio)) {
 	case REQ_OP_READ:
-		op = CXMQ_OP_READ;
+		b.op = CXMQ_OP_READ;
 		break;
 	case REQ_OP_WRITE:
-		op = CXMQ_OP_WRITE;
+		b.op = CXMQ_OP_WRITE;
 		break;
 	case REQ_OP_FLUSH:
-		op = CXMQ_OP_FLUSH;
+		b.op = CXMQ_OP_FLUSH;
 		break;
 	case REQ_OP_DISCARD:
-		op = CXMQ_OP_DISCARD;
+		b.op = CXMQ_OP_DISCARD;
 		break;
 	case REQ_OP_WRITE_ZEROES:
-		op = CXMQ_OP_WRITE_ZEROES;
+		b.op = CXMQ_OP_WRITE_ZEROES;
 		break;
 	default:
 		bio->bi_status = BLK_STS_NOTSUPP;
@@ -109,15 +160,21 @@ static void cxmq_submit_bio(struct bio *bio)
 		return;
 	}
 	if (bio->bi_opf & REQ_NOWAIT)
-		flags |= CXMQ_BIO_NOWAIT;
+		b.flags |= CXMQ_BIO_NOWAIT;
 	if (bio->bi_opf & REQ_FUA)
-		flags |= CXMQ_BIO_FUA;
+		b.flags |= CXMQ_BIO_FUA;
 	if (bio->bi_opf & REQ_PREFLUSH)
-		flags |= CXMQ_BIO_PREFLUSH;
+		b.flags |= CXMQ_BIO_PREFLUSH;
+	if (bio->bi_opf & REQ_NOMERGE)
+		b.flags |= CXMQ_BIO_NOMERGE;
 	if (blk_queue_io_stat(dev->disk->queue))
-		cookie = CXMQ_ACCT_COOKIE | bio_start_io_acct(bio);
-	cxmq_queue_submit_bio(dev->q, bio, op, bio->bi_iter.bi_sector, bio_sectors(bio), flags,
-			      cookie);
+		b.cookie = CXMQ_ACCT_COOKIE | bio_start_io_acct(bio);
+	b.bio = bio;
+	b.sector = bio->bi_iter.bi_sector;
+	b.nr_sectors = bio_sectors(bio);
+	b.ioprio = bio_prio(bio);
+	b.nr_segs = cxmq_bio_nr_segs(dev->disk->queue, bio);
+	cxmq_queue_submit(dev->q, &b);
 }
 
 static void cxmq_free_disk(struct gendisk *disk)
@@ -136,11 +193,17 @@ static const struct block_device_operations cxmq_fops = {
 static int cxmq_set_busy_every(const char *val, const struct kernel_param *kp)
 {
 	struct cxmq_dev *dev;
-	int ret = param_set_uint(val, kp);
+	int i = cxmq_param_index(kp);
+	int ret;
 
+	if (i < 0)
+		return i;
+	cxmq_params_init();
+	ret = cxmq_param_parse(i, val, &g_params, 1); /* checked now: it may come at runtime */
 	if (ret)
 		return ret;
 	mutex_lock(&cxmq_devices_lock);
+	WRITE_ONCE(g_busy_every, g_params.busy_every);
 	list_for_each_entry(dev, &cxmq_devices, list)
 		cxmq_queue_set_busy_every(dev->q, g_busy_every);
 	mutex_unlock(&cxmq_devices_lock);
@@ -186,6 +249,7 @@ static void cxmq_dev_free(struct cxmq_dev *dev)
 /* A new device from a checked configuration: the disk is live when this returns. */
 struct cxmq_dev *cxmq_dev_create(const struct cxmq_dev_config *cfg, int *err)
 {
+	struct cxmq_limits lim;
 	struct cxmq_dev *dev;
 	struct gendisk *disk;
 	int ret;
@@ -233,11 +297,17 @@ struct cxmq_dev *cxmq_dev_create(const struct cxmq_dev_config *cfg, int *err)
 	blk_queue_flag_set(QUEUE_FLAG_NOWAIT, disk->queue);
 	/* /proc/diskstats: each bio is accounted (bio_start_io_acct/bio_end_io_acct) */
 	blk_queue_flag_set(QUEUE_FLAG_IO_STAT, disk->queue);
+	/* The limits requests are merged up to: the core's defaults, null_blk's max_sectors */
+	cxmq_queue_default_limits(cfg, &lim);
+	blk_queue_max_hw_sectors(disk->queue, cfg->max_sectors ? cfg->max_sectors : BLK_DEF_MAX_SECTORS);
+	blk_queue_max_segments(disk->queue, lim.max_segments);
 	if (cfg->memory_backed) {
-		blk_queue_max_discard_sectors(disk->queue, UINT_MAX >> SECTOR_SHIFT);
-		blk_queue_max_write_zeroes_sectors(disk->queue, UINT_MAX >> SECTOR_SHIFT);
+		blk_queue_max_discard_sectors(disk->queue, lim.max_discard_sectors);
+		blk_queue_max_discard_segments(disk->queue, lim.max_discard_segments);
+		blk_queue_max_write_zeroes_sectors(disk->queue, lim.max_write_zeroes_sectors);
 		disk->queue->limits.discard_granularity = CXMQ_PAGE_SIZE;
 	}
+	cxmq_queue_set_host(dev->q, disk->queue);
 
 	ret = cxmq_hotplug_add(dev);
 	if (ret)
@@ -327,45 +397,29 @@ static void cxmq_del_all(void)
 	}
 }
 
-int cxmq_check_home_node(int node, const char *what)
-{
-	if (node != NUMA_NO_NODE && (node < 0 || node >= nr_node_ids || !node_online(node))) {
-		pr_err("cxmq: %s=%d is invalid: must be -1 or an online node below %u\n", what,
-		       node, nr_node_ids);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 /* A configuration from the module parameters (configfs devices start from it too). */
 void cxmq_default_config(struct cxmq_dev_config *cfg)
 {
-	cxmq_config_defaults(cfg);
-	cfg->size_mb = (u64)g_gb * 1024;
-	cfg->bs = g_bs;
-	cfg->submit_queues = g_submit_queues;
-	cfg->hw_queue_depth = g_hw_queue_depth;
-	cfg->irqmode = g_irqmode;
-	cfg->completion_nsec = g_completion_nsec;
-	cfg->memory_backed = g_memory_backed;
-	cfg->home_node = g_home_node;
+	kernel_param_lock(THIS_MODULE);
+	cxmq_params_init();
+	*cfg = g_params.dev;
+	kernel_param_unlock(THIS_MODULE);
 }
 
+/* The parameters' ranges and combinations (submit_queues is capped in g_params too). */
 static int cxmq_params_to_config(struct cxmq_dev_config *cfg)
 {
-	if (g_gb == 0 || g_gb > CXMQ_MAX_GB) {
-		pr_err("cxmq: gb=%lu is invalid: must be 1..%u\n", g_gb, CXMQ_MAX_GB);
-		return -EINVAL;
+	int ret;
+
+	kernel_param_lock(THIS_MODULE); /* the parameters' files exist already */
+	cxmq_params_init();
+	ret = cxmq_params_check(&g_params);
+	if (!ret) {
+		g_busy_every = g_params.busy_every;
+		*cfg = g_params.dev;
 	}
-	if (g_nr_devices > CXMQ_MAX_DEVICES) {
-		pr_err("cxmq: nr_devices=%u is invalid: must be 0..%u\n", g_nr_devices,
-		       CXMQ_MAX_DEVICES);
-		return -EINVAL;
-	}
-	if (cxmq_check_home_node(g_home_node, "home_node"))
-		return -EINVAL;
-	cxmq_default_config(cfg);
-	return cxmq_config_check(cfg);
+	kernel_param_unlock(THIS_MODULE);
+	return ret;
 }
 
 static void cxmq_cleanup(void)
@@ -387,7 +441,6 @@ static int __init cxmq_init(void)
 	ret = cxmq_params_to_config(&cfg);
 	if (ret)
 		return ret;
-	g_submit_queues = cfg.submit_queues; /* as capped */
 
 	cxmq_major = register_blkdev(0, "cxmq");
 	if (cxmq_major < 0)
@@ -402,7 +455,7 @@ static int __init cxmq_init(void)
 		pr_err("cxmq: cannot register for CPU hotplug: %d\n", ret);
 		goto fail;
 	}
-	for (i = 0; i < g_nr_devices; i++) {
+	for (i = 0; i < g_params.nr_devices; i++) {
 		if (!cxmq_dev_create(&cfg, &ret)) {
 			pr_err("cxmq: creating device %u failed: %d\n", i, ret);
 			goto fail;
@@ -413,8 +466,8 @@ static int __init cxmq_init(void)
 		pr_err("cxmq: cannot register /sys/kernel/config/cxmq: %d\n", ret);
 		goto fail;
 	}
-	pr_info("cxmq: %u device(s), %u hardware queue(s) of depth %u each\n", g_nr_devices,
-		cfg.submit_queues, cfg.hw_queue_depth);
+	pr_info("cxmq: %u device(s), %u hardware queue(s) of depth %u each\n",
+		g_params.nr_devices, cfg.submit_queues, cfg.hw_queue_depth);
 	return 0;
 fail:
 	cxmq_cleanup();

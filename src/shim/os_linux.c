@@ -15,6 +15,8 @@
 #include <linux/interrupt.h>
 #include <linux/mm.h>
 #include <linux/mutex.h>
+#include <linux/nodemask.h>
+#include <linux/part_stat.h>
 #include <linux/percpu-refcount.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
@@ -164,6 +166,16 @@ cxmq_u32 cxmq_os_cpu_first_sibling(cxmq_u32 cpu)
 	unsigned int first = cpumask_first(topology_sibling_cpumask(cpu));
 
 	return first < nr_cpu_ids ? first : cpu;
+}
+
+cxmq_u32 cxmq_os_nr_node_ids(void)
+{
+	return nr_node_ids;
+}
+
+int cxmq_os_node_online(int node)
+{
+	return node >= 0 && node < nr_node_ids && node_online(node);
 }
 
 struct cxmq_os_lock {
@@ -570,4 +582,79 @@ void cxmq_os_timer_destroy(struct cxmq_os_timer *t)
 void cxmq_os_timer_start(struct cxmq_os_timer *t, cxmq_u64 nsec)
 {
 	hrtimer_start(&t->timer, ns_to_ktime(nsec), HRTIMER_MODE_REL);
+}
+
+/* ---- bios in requests, limits, plugging ---- */
+
+void *cxmq_os_bio_next(void *bio)
+{
+	return ((struct bio *)bio)->bi_next;
+}
+
+void cxmq_os_bio_set_next(void *bio, void *next)
+{
+	((struct bio *)bio)->bi_next = next;
+}
+
+cxmq_u64 cxmq_os_bio_sector(void *bio)
+{
+	return ((struct bio *)bio)->bi_iter.bi_sector;
+}
+
+cxmq_u32 cxmq_os_bio_sectors(void *bio)
+{
+	return bio_sectors((struct bio *)bio);
+}
+
+/* blk_account_io_merge_bio: a merged bio counts in the merge columns of /proc/diskstats. */
+void cxmq_os_bio_merged(void *p, cxmq_u64 cookie, cxmq_u64 rq_cookie)
+{
+	struct bio *bio = p;
+
+	if (!(cookie & CXMQ_ACCT_COOKIE))
+		return;
+	part_stat_lock();
+	part_stat_inc(bio->bi_bdev, merges[op_stat_group(bio_op(bio))]);
+	part_stat_unlock();
+}
+
+void cxmq_os_queue_limits(void *host, struct cxmq_limits *lim)
+{
+	struct request_queue *q = host;
+
+	lim->max_sectors = READ_ONCE(q->limits.max_sectors);
+	lim->max_segments = READ_ONCE(q->limits.max_segments);
+	lim->max_discard_sectors = READ_ONCE(q->limits.max_discard_sectors);
+	lim->max_discard_segments = READ_ONCE(q->limits.max_discard_segments);
+	lim->max_write_zeroes_sectors = READ_ONCE(q->limits.max_write_zeroes_sectors);
+	/* queue/nomerges: QUEUE_FLAG_NOMERGES is 2, QUEUE_FLAG_NOXMERGES 1 (blk-sysfs.c) */
+	lim->nomerges = blk_queue_nomerges(q) ? 2 : blk_queue_noxmerges(q) ? 1 : 0;
+}
+
+/* The core's plug storage rides on the task's blk_plug as a plug callback (as md does). */
+struct cxmq_plug_cb {
+	struct blk_plug_cb cb;
+	void (*unplug)(void *storage, int from_schedule);
+	unsigned long storage[] __aligned(sizeof(u64));
+};
+
+static void cxmq_plug_unplug(struct blk_plug_cb *cb, bool from_schedule)
+{
+	struct cxmq_plug_cb *p = container_of(cb, struct cxmq_plug_cb, cb);
+
+	p->unplug(p->storage, from_schedule);
+	kfree(p);
+}
+
+void *cxmq_os_plug(void *owner, cxmq_size_t size, void (*unplug)(void *storage, int from_schedule))
+{
+	struct blk_plug_cb *cb = blk_check_plugged(cxmq_plug_unplug, owner,
+						   sizeof(struct cxmq_plug_cb) + size);
+	struct cxmq_plug_cb *p;
+
+	if (!cb)
+		return NULL;
+	p = container_of(cb, struct cxmq_plug_cb, cb);
+	p->unplug = unplug;
+	return p->storage;
 }

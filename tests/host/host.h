@@ -78,8 +78,26 @@ struct FakeBio {
 	uint32_t page = 4096; // a power of two
 	std::vector<uint32_t> piece_lens;
 	std::atomic<int> walks{0}; // cxmq_os_bio_for_each_piece calls
+
+	// The bio's own range (bi_iter), set by the submit helpers; the core chains a request's
+	// bios through `next` (bi_next).
+	uint64_t sector = 0;
+	uint32_t nr_sectors = 0;
+	void *next = nullptr;
+	std::atomic<int> merges{0};           // cxmq_os_bio_merged calls
+	std::atomic<int> merges_accounted{0}; // ... with an accounted cookie
 };
 uint64_t bio_ends(); // every cxmq_os_bio_end call so far (all tests)
+
+// ---- plugging: blk_start_plug / blk_finish_plug of the calling thread ----
+// While a thread holds a plug, cxmq_os_plug hands out per-owner storage (an allocation, which
+// fail_allocation_at can fail); plug_finish() unplugs each (from_schedule 0) and frees it. A
+// thread that is about to sleep in the wait functions or cxmq_os_msleep unplugs first with
+// from_schedule 1, as the kernel's schedule() does.
+void plug_start();
+void plug_finish();
+bool plug_held();
+uint64_t unplugs_from_schedule(); // all threads, all tests
 
 // ---- deferred work ----
 // Manual mode: scheduled work never runs by itself; run_pending_works() runs every pending item

@@ -903,8 +903,27 @@ TEST_F(Mq, PendingShowsTheDispatchListBoundedByTheBuffer)
 	auto bios = make_bios(n);
 	auto show = [&](size_t size) { return hctx_file(c, 0, CXMQ_HCTX_PENDING, size); };
 	constexpr size_t kFew = 5;
-	for (size_t i = 0; i < kFew; i++)
-		submit(q, bios[i], (i & 1) ? CXMQ_OP_READ : CXMQ_OP_WRITE);
+	// While the backend refuses the dispatch list, what follows stays on the software queue
+	// (as blk-mq's); a run that finds the dispatch list empty sends the software queue, and
+	// what the backend refuses of it goes to the dispatch list. So: one request the backend
+	// refuses, the rest staged behind it, then one retry that takes the first and refuses
+	// the rest: all of them end up on the dispatch list, in order.
+	FakeBio lead;
+	lead.id = 1u << 20;
+	submit(q, lead);
+	// Stages bios [from, to), then lets the backend take `take` requests and refuse the rest.
+	auto fill = [&](size_t from, size_t to, bool alternate, int take) {
+		for (size_t i = from; i < to; i++)
+			submit(q, bios[i], alternate && (i & 1) ? CXMQ_OP_READ : CXMQ_OP_WRITE);
+		std::atomic<int> left{take};
+		be.set_policy([&left](const Call &, uint64_t) {
+			return left.fetch_sub(1) > 0 ? Decision{Act::Complete} : Decision{Act::Busy};
+		});
+		run_pending_works();
+		be.set_policy([](const Call &, uint64_t) { return Decision{Act::Busy}; });
+	};
+	fill(0, kFew, true, 1);
+	ASSERT_EQ(lead.ends.load(), 1);
 	ASSERT_EQ(h.nr_dispatch, kFew);
 	{
 		SCOPED_TRACE("few");
@@ -918,12 +937,16 @@ TEST_F(Mq, PendingShowsTheDispatchListBoundedByTheBuffer)
 		EXPECT_EQ(shown[2].substr(shown[2].size() - r.size()), r);
 		check_sizes(kHctxHeader, lines, show);
 	}
-	for (size_t i = kFew; i < n; i++)
-		submit(q, bios[i]);
-	ASSERT_EQ(h.nr_dispatch, n);
+	// Thousands more, staged behind the refused dispatch list; then the dispatch list taken
+	// and one more, the rest refused: onto the dispatch list.
+	fill(kFew, n, false, int(kFew) + 1);
+	ASSERT_EQ(bios[kFew].ends.load(), 1);
+	const size_t first = kFew + 1;
+	ASSERT_EQ(h.nr_dispatch, n - first);
 	{
 		SCOPED_TRACE("thousands");
-		const std::vector<std::string> lines = list_lines(h.lock, h.dispatch, bios.get(), n);
+		const std::vector<std::string> lines =
+			list_lines(h.lock, h.dispatch, bios.get() + first, n - first);
 		check_long_list(kHctxHeader, lines, show);
 	}
 	EXPECT_EQ(hctx_file(c, 1, CXMQ_HCTX_PENDING), kHctxHeader);
@@ -1038,9 +1061,17 @@ TEST_F(Mq, AListThatFitsExactlyIsShownWhole)
 	ScriptBackend be([](const Call &, uint64_t) { return Decision{Act::Busy}; });
 	Queue *q = make_queue(make_config(1, 64), &be);
 	ASSERT_NE(q, nullptr);
-	auto bios = make_bios(5);
-	for (size_t i = 0; i < 5; i++)
+	auto bios = make_bios(6);
+	// The first refused, five staged behind it; a retry takes the first and refuses the five:
+	// onto the dispatch list.
+	for (size_t i = 0; i < 6; i++)
 		submit(q, bios[i]);
+	std::atomic<int> left{1};
+	be.set_policy([&left](const Call &, uint64_t) {
+		return left.fetch_sub(1) > 0 ? Decision{Act::Complete} : Decision{Act::Busy};
+	});
+	run_pending_works();
+	ASSERT_EQ(q->hctx(0).nr_dispatch, 5u);
 	const std::string all = hctx_file(C(q), 0, CXMQ_HCTX_PENDING, kPage);
 	EXPECT_EQ(check_list_form(all, kHctxHeader, false), 5u);
 	for (size_t size = all.size() + 1; size <= all.size() + strlen(kMore); size++)
@@ -1049,7 +1080,7 @@ TEST_F(Mq, AListThatFitsExactlyIsShownWhole)
 			<< " bytes and the NUL)";
 	be.set_policy({});
 	drain_works();
-	for (size_t i = 0; i < 5; i++)
+	for (size_t i = 0; i < 6; i++)
 		EXPECT_EQ(bios[i].ends.load(), 1);
 	destroy_queue(q);
 }

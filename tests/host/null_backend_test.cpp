@@ -782,6 +782,9 @@ struct ParsedStats {
 	std::vector<HctxLine> hctx;
 	std::vector<CpuLine> cpus;
 	unsigned long long busy_answers = ~0ull, pages = ~0ull;
+	// merge: bios=B requests=R plug_merges=P ctx_merges=C unplugs=U unplug_requests=N
+	unsigned long long m_bios = ~0ull, m_requests = ~0ull, m_plug = ~0ull, m_ctx = ~0ull,
+			   m_unplugs = ~0ull, m_unplugged = ~0ull;
 	int bad_lines = 0;
 };
 
@@ -819,6 +822,11 @@ ParsedStats parse_stats(const std::string &text)
 			p.cpus.push_back(c);
 		} else if (sscanf(line.c_str(), "backend: busy_answers=%llu pages=%llu",
 				  &p.busy_answers, &p.pages) == 2) {
+		} else if (sscanf(line.c_str(),
+				  "merge: bios=%llu requests=%llu plug_merges=%llu ctx_merges=%llu "
+				  "unplugs=%llu unplug_requests=%llu",
+				  &p.m_bios, &p.m_requests, &p.m_plug, &p.m_ctx, &p.m_unplugs,
+				  &p.m_unplugged) == 6) {
 		} else {
 			p.bad_lines++;
 		}
@@ -861,6 +869,13 @@ TEST_F(NullBackendTest, FormatStatsLinesAndNumbers)
 	const std::string text = format_stats(q);
 	const ParsedStats p = parse_stats(text);
 	EXPECT_EQ(p.bad_lines, 0) << text;
+	// Every bio went straight to the backend: one request each, nothing merged or plugged.
+	EXPECT_EQ(p.m_bios, id) << text;
+	EXPECT_EQ(p.m_requests, id) << text;
+	EXPECT_EQ(p.m_plug, 0u) << text;
+	EXPECT_EQ(p.m_ctx, 0u) << text;
+	EXPECT_EQ(p.m_unplugs, 0u) << text;
+	EXPECT_EQ(p.m_unplugged, 0u) << text;
 	cxmq::Queue &Qq = Q(q);
 	ASSERT_EQ(p.hctx.size(), Qq.nr_hw_queues()) << text;
 	for (uint32_t i = 0; i < Qq.nr_hw_queues(); i++) {

@@ -76,6 +76,8 @@ void might_sleep(const char *what)
 		report("%s may sleep but is called with %d spinlock(s) held", what, t_atomic);
 }
 
+void unplug_thread(int from_schedule); // the thread's plug, before it sleeps
+
 // ---- CPUs ----
 std::mutex g_topo_m;
 std::vector<std::unique_ptr<Topology>> g_topos; // every topology stays alive: readers race
@@ -344,6 +346,7 @@ void cxmq_os_free(const void *p)
 void cxmq_os_msleep(cxmq_u32 ms)
 {
 	might_sleep("cxmq_os_msleep");
+	unplug_thread(1);
 	std::this_thread::sleep_for(std::chrono::milliseconds(ms));
 }
 
@@ -394,6 +397,30 @@ cxmq_u32 cxmq_os_cpu_first_sibling(cxmq_u32 cpu)
 		return cpu;
 	uint32_t first = t.first_sibling[cpu];
 	return first < t.nr_cpu_ids ? first : cpu;
+}
+
+// Nodes are those of the topology's CPUs: node ids up to the highest a possible CPU has; a
+// node is online when a possible CPU is on it (so a topology with CPUs on nodes 0 and 2 has
+// node 1 offline).
+cxmq_u32 cxmq_os_nr_node_ids(void)
+{
+	const Topology &t = topo();
+	int top = 0;
+	for (uint32_t c = 0; c < t.nr_cpu_ids; c++)
+		if (t.possible[c] && t.node[c] > top)
+			top = t.node[c];
+	return static_cast<cxmq_u32>(top) + 1;
+}
+
+int cxmq_os_node_online(int node)
+{
+	const Topology &t = topo();
+	if (node == 0)
+		return 1;
+	for (uint32_t c = 0; c < t.nr_cpu_ids; c++)
+		if (t.possible[c] && t.node[c] == node)
+			return 1;
+	return 0;
 }
 
 // ---- spinlocks and mutexes: error-checking pthread mutexes ----
@@ -567,6 +594,11 @@ void wait_common(cxmq_os_waitq *wq, int (*fn)(void *), void *arg, bool exclusive
 		full_fence();
 		if (fn(arg))
 			break;
+		// schedule(): a task going to sleep unplugs first (not under the queue's lock, as
+		// the kernel's sched_submit_work runs before the task is put to sleep).
+		lk.unlock();
+		unplug_thread(1);
+		lk.lock();
 		g_sleepers.fetch_add(1);
 		while (!w.woken)
 			w.cv.wait(lk);
@@ -1810,3 +1842,147 @@ bool eventually(const std::function<bool()> &pred, std::chrono::milliseconds tim
 }
 
 } // namespace host
+
+// ---- bios in requests, limits, plugging ----
+namespace host {
+namespace {
+FakeBio *as_bio(void *bio, const char *op)
+{
+	auto *b = static_cast<FakeBio *>(bio);
+	if (!b || b->magic != FakeBio::kMagic) {
+		report("%s(%p): not a bio", op, bio);
+		return nullptr;
+	}
+	return b;
+}
+
+struct PlugCb {
+	void *owner;
+	void (*fn)(void *, int);
+	void *storage;
+};
+struct ThreadPlug {
+	bool held = false;
+	std::vector<PlugCb> cbs;
+};
+thread_local ThreadPlug t_plug;
+std::atomic<uint64_t> g_unplugs_sched{0};
+
+} // namespace
+namespace {
+// flush_plug_callbacks: callbacks may plug again while they run; loop until none is left.
+void unplug_thread(int from_schedule)
+{
+	if (!t_plug.held)
+		return;
+	while (!t_plug.cbs.empty()) {
+		std::vector<PlugCb> cbs;
+		cbs.swap(t_plug.cbs);
+		for (PlugCb &cb : cbs) {
+			if (from_schedule)
+				g_unplugs_sched.fetch_add(1);
+			cb.fn(cb.storage, from_schedule);
+			free_mem(cb.storage);
+		}
+	}
+}
+} // namespace
+
+void plug_start()
+{
+	if (t_plug.held)
+		report("plug_start: this thread holds a plug already");
+	t_plug.held = true;
+}
+
+void plug_finish()
+{
+	unplug_thread(0);
+	t_plug.held = false;
+}
+
+bool plug_held()
+{
+	return t_plug.held;
+}
+
+uint64_t unplugs_from_schedule()
+{
+	return g_unplugs_sched.load();
+}
+} // namespace host
+
+extern "C" {
+
+void *cxmq_os_bio_next(void *bio)
+{
+	FakeBio *b = as_bio(bio, "cxmq_os_bio_next");
+	return b ? b->next : nullptr;
+}
+
+void cxmq_os_bio_set_next(void *bio, void *next)
+{
+	if (FakeBio *b = as_bio(bio, "cxmq_os_bio_set_next"))
+		b->next = next;
+}
+
+cxmq_u64 cxmq_os_bio_sector(void *bio)
+{
+	FakeBio *b = as_bio(bio, "cxmq_os_bio_sector");
+	return b ? b->sector : 0;
+}
+
+cxmq_u32 cxmq_os_bio_sectors(void *bio)
+{
+	FakeBio *b = as_bio(bio, "cxmq_os_bio_sectors");
+	return b ? b->nr_sectors : 0;
+}
+
+void cxmq_os_bio_merged(void *bio, cxmq_u64 cookie, cxmq_u64 rq_cookie)
+{
+	FakeBio *b = as_bio(bio, "cxmq_os_bio_merged");
+	if (!b)
+		return;
+	if (b->check_cookie && cookie != b->expect_cookie)
+		report("cxmq_os_bio_merged: bio %llu merged with cookie %#llx, submitted with %#llx",
+		       static_cast<unsigned long long>(b->id), static_cast<unsigned long long>(cookie),
+		       static_cast<unsigned long long>(b->expect_cookie));
+	if ((cookie ^ rq_cookie) & CXMQ_ACCT_COOKIE)
+		report("cxmq_os_bio_merged: bio %llu (cookie %#llx) merged into a request with "
+		       "cookie %#llx: accounted and unaccounted bios mixed",
+		       static_cast<unsigned long long>(b->id), static_cast<unsigned long long>(cookie),
+		       static_cast<unsigned long long>(rq_cookie));
+	b->expect_cookie = rq_cookie; // it ends with its request's
+	b->merges.fetch_add(1);
+	if (cookie & CXMQ_ACCT_COOKIE)
+		b->merges_accounted.fetch_add(1);
+}
+
+// The host handle is the test's own struct cxmq_limits, which it may change at any time.
+void cxmq_os_queue_limits(void *host, struct cxmq_limits *lim)
+{
+	const auto *l = static_cast<const cxmq_limits *>(host);
+	lim->max_sectors = __atomic_load_n(&l->max_sectors, __ATOMIC_RELAXED);
+	lim->max_segments = __atomic_load_n(&l->max_segments, __ATOMIC_RELAXED);
+	lim->max_discard_sectors = __atomic_load_n(&l->max_discard_sectors, __ATOMIC_RELAXED);
+	lim->max_discard_segments = __atomic_load_n(&l->max_discard_segments, __ATOMIC_RELAXED);
+	lim->max_write_zeroes_sectors =
+		__atomic_load_n(&l->max_write_zeroes_sectors, __ATOMIC_RELAXED);
+	lim->nomerges = __atomic_load_n(&l->nomerges, __ATOMIC_RELAXED);
+}
+
+void *cxmq_os_plug(void *owner, cxmq_size_t size, void (*unplug)(void *storage, int from_schedule))
+{
+	if (!t_plug.held)
+		return nullptr;
+	for (PlugCb &cb : t_plug.cbs)
+		if (cb.owner == owner && cb.fn == unplug)
+			return cb.storage;
+	void *storage = alloc_zeroed(size);
+	if (!storage)
+		return nullptr;
+	t_plug.cbs.push_back(PlugCb{owner, unplug, storage});
+	return storage;
+}
+
+} // extern "C"

@@ -300,24 +300,31 @@ TEST_F(QueueTest, TheDispatchListGoesFirst)
 	EXPECT_EQ(h.run, 1u);
 	EXPECT_EQ(h.busy_events, 2u);
 	EXPECT_EQ(h.dispatched[0], 1u); // a run that dispatched nothing
-	EXPECT_EQ(h.nr_dispatch, 2u);   // both refused requests, in order, on the dispatch list
+	// As blk-mq's: while the backend refuses the dispatch list, the software queues are left
+	// alone (their requests stay staged, mergeable).
+	EXPECT_EQ(h.nr_dispatch, 1u);
+	EXPECT_EQ(q->ctx(0).nr_pending, 1u);
 	EXPECT_EQ(bios[1].ends.load(), 0);
 
 	submit(q, bios[2]);
 	EXPECT_EQ(h.run, 2u);
 	EXPECT_EQ(h.dispatched[2], 1u); // a run of 3 requests: bucket 2..3
 	EXPECT_EQ(h.nr_dispatch, 0u);
+	EXPECT_EQ(q->ctx(0).nr_pending, 0u);
 	for (int i = 0; i < 3; i++)
 		EXPECT_EQ(bios[i].status.load(), CXMQ_STS_OK);
 	EXPECT_EQ(be.accepted_ids(), (std::vector<uint64_t>{0, 1, 2}));
-	// Calls: 0 direct, then runs starting with the dispatch list each time.
+	// Calls: 0 direct, then runs starting with the dispatch list each time; the dispatch list
+	// is a batch of its own (its doorbell), then the software queue's.
 	std::vector<Call> calls = be.calls();
 	ASSERT_EQ(calls.size(), 5u);
 	EXPECT_FALSE(calls[0].in_run);
 	EXPECT_EQ(calls[1].bio->id, 0u);
 	EXPECT_TRUE(calls[1].in_run);
 	EXPECT_EQ(calls[2].bio->id, 0u);
-	EXPECT_FALSE(calls[2].last);
+	EXPECT_TRUE(calls[2].last);
+	EXPECT_EQ(calls[3].bio->id, 1u);
+	EXPECT_FALSE(calls[3].last);
 	EXPECT_EQ(calls[4].bio->id, 2u);
 	EXPECT_TRUE(calls[4].last);
 	// The completion after the restart asked for a run; it finds nothing.

@@ -344,11 +344,15 @@ inline uint64_t arm_cookie(FakeBio &b)
 inline void submit(cxmq::Queue *q, FakeBio &b, cxmq_op op = CXMQ_OP_WRITE, uint32_t flags = 0)
 {
 	const uint64_t cookie = arm_cookie(b);
+	b.sector = b.id * 8;
+	b.nr_sectors = 8;
 	q->submit_bio(&b, op, b.id * 8, 8, flags, cookie);
 }
 inline void submit(cxmq_queue *q, FakeBio &b, cxmq_op op = CXMQ_OP_WRITE, uint32_t flags = 0)
 {
 	const uint64_t cookie = arm_cookie(b);
+	b.sector = b.id * 8;
+	b.nr_sectors = 8;
 	cxmq_queue_submit_bio(q, &b, op, b.id * 8, 8, flags, cookie);
 }
 
@@ -358,6 +362,8 @@ inline void submit_data(cxmq_queue *q, FakeBio &b, cxmq_op op, uint64_t sector, 
 {
 	b.data = buf;
 	b.len = len;
+	b.sector = sector;
+	b.nr_sectors = len >> 9;
 	const uint64_t cookie = arm_cookie(b);
 	cxmq_queue_submit_bio(q, &b, op, sector, len >> 9, flags, cookie);
 }
@@ -365,6 +371,8 @@ inline void submit_data(cxmq_queue *q, FakeBio &b, cxmq_op op, uint64_t sector, 
 inline void submit_range(cxmq_queue *q, FakeBio &b, cxmq_op op, uint64_t sector,
 			 uint32_t nr_sectors, uint32_t flags = 0)
 {
+	b.sector = sector;
+	b.nr_sectors = nr_sectors;
 	const uint64_t cookie = arm_cookie(b);
 	cxmq_queue_submit_bio(q, &b, op, sector, nr_sectors, flags, cookie);
 }

@@ -1,35 +1,72 @@
-# Guest job of scripts/bench.sh: rounds of the same fio job against cxmq and its reference
-# drivers, round-robin (round 1: every target, round 2: every target, ...). Each target's module
-# is loaded just before its round and unloaded after it. Everything goes to $CXMQ_OUT:
-#   raw/<target>.r<N>.json      fio's JSON of round N (the timed job only)
+# Guest job of scripts/bench.sh: rounds of fio jobs against cxmq and its reference drivers,
+# round-robin (round 1: every target, round 2: every target, ...). Each target's module is
+# loaded just before its round and unloaded after it; while loaded it runs, one after the other,
+# each selected job that is measured on it (job_on below). Everything goes to $CXMQ_OUT:
+#   raw/<target>.r<N>.json      fio's JSON of round N of the randread job (io_uring)
+#   raw/<target>.<job>.r<N>.json     the same for the other jobs (randread-libaio, seqwrite)
+#   raw/<target>[.<job>].r<N>.counters   the device's /proc/diskstats line and cxmq's debugfs
+#                               "merge:" line before and after the job (empty where there is
+#                               none), the seconds fio took to start its jobs, the scheduler
 #   raw/<target>.r<N>.prefill.json   the untimed sequential fill of memory-backed targets
-#   rounds.tsv                  target, round, status, load/prefill/fio seconds, notes
+#   rounds.tsv                  target, job, round, status, load/prefill/fio seconds, notes
 #   unavailable/<target>        why a target's module could not be loaded (it is then skipped)
 #   targets/<target>            what a loaded target looked like (command, sysfs, dmesg)
 #   guest.txt                   kernel, vCPUs, fio version
 # The host turns the JSON into a table (scripts/bench.sh); nothing heavy runs here between rounds.
 set -u
-KO=${CXMQ_KO_DIR:?CXMQ_KO_DIR not set}/cxmq.ko
+KO=${CXMQ_KO_DIR:-}/cxmq.ko
+FLOOR_KO=${CXMQ_FLOOR_KO_DIR:-}/cxmq_floor.ko
 ROUNDS=${CXMQ_BENCH_ROUNDS:-3}
 RUNTIME=${CXMQ_BENCH_RUNTIME:-10}
-TARGETS=${CXMQ_BENCH_TARGETS:-cxmq nullb-mq nullb-bio cxmq-mem brd}
+TARGETS=${CXMQ_BENCH_TARGETS:-cxmq nullb-mq nullb-bio cxmq-mem brd floor}
+JOBS=${CXMQ_BENCH_JOBS:-randread randread-libaio seqwrite}
 N=$(nproc)
 OUT=$CXMQ_OUT
 mkdir -p "$OUT/raw" "$OUT/unavailable" "$OUT/targets"
-printf 'target\tround\tstatus\tload_s\tprefill_s\tfio_s\tiou_wrk\tnote\n' > "$OUT/rounds.tsv"
+printf 'target\tjob\tround\tstatus\tload_s\tprefill_s\tfio_s\tiou_wrk\tnote\n' > "$OUT/rounds.tsv"
 
-# target -> loader (insmod FILE | modprobe NAME), module name, parameters, device, prefill?
+# target -> loader (insmod FILE K | modprobe NAME), module name, parameters, device, prefill?
 spec() {
 	case $1 in
-	cxmq)      L=ko   M=cxmq     P="irqmode=0 submit_queues=$N hw_queue_depth=64 gb=16" D=cxmq0  F=0 ;;
-	nullb-mq)  L=mod  M=null_blk P="queue_mode=2 irqmode=0 submit_queues=$N hw_queue_depth=64 gb=16 nr_devices=1" D=nullb0 F=0 ;;
-	nullb-bio) L=mod  M=null_blk P="queue_mode=0 irqmode=0 gb=16 nr_devices=1" D=nullb0 F=0 ;;
-	cxmq-mem)  L=ko   M=cxmq     P="irqmode=0 memory_backed=1 submit_queues=$N gb=1" D=cxmq0 F=1 ;;
-	brd)       L=mod  M=brd      P="rd_nr=1 rd_size=1048576" D=ram0 F=1 ;;
+	cxmq)      L=ko  K=$KO  M=cxmq     P="irqmode=0 submit_queues=$N hw_queue_depth=64 gb=16" D=cxmq0  F=0 ;;
+	nullb-mq)  L=mod K=     M=null_blk P="queue_mode=2 irqmode=0 submit_queues=$N hw_queue_depth=64 gb=16 nr_devices=1" D=nullb0 F=0 ;;
+	nullb-bio) L=mod K=     M=null_blk P="queue_mode=0 irqmode=0 gb=16 nr_devices=1" D=nullb0 F=0 ;;
+	cxmq-mem)  L=ko  K=$KO  M=cxmq     P="irqmode=0 memory_backed=1 submit_queues=$N gb=1" D=cxmq0 F=1 ;;
+	brd)       L=mod K=     M=brd      P="rd_nr=1 rd_size=1048576" D=ram0 F=1 ;;
+	floor)     L=ko  K=$FLOOR_KO M=cxmq_floor P="gb=16" D=floor0 F=0 ;;
 	*) return 1 ;;
 	esac
 }
 for t in $TARGETS; do spec "$t" || { echo "bench: unknown target $t"; exit 2; }; done
+
+# job_on JOB TARGET: whether JOB is measured on TARGET
+job_on() {
+	case $1 in
+	randread) return 0 ;;
+	randread-libaio) [[ " cxmq floor " == *" $2 "* ]] ;;
+	seqwrite) [[ " cxmq nullb-mq " == *" $2 "* ]] ;;
+	*) return 1 ;;
+	esac
+}
+for j in $JOBS; do job_on "$j" cxmq || { echo "bench: unknown job $j"; exit 2; }; done
+
+# fio_args JOB: the job's fio options (less the file, runtime and output)
+fio_args() {
+	local size
+	case $1 in
+	randread|randread-libaio)
+		echo --name=randread --rw=randread --bs=4k --direct=1 --iodepth=32 --numjobs="$N" \
+			--norandommap --randrepeat=0
+		[ "$1" = randread ] && echo --ioengine=io_uring || echo --ioengine=libaio ;;
+	seqwrite)
+		# one region of the device per job, written sequentially (and again from its start
+		# if the round outlasts it)
+		size=$(( $(cat /sys/block/$D/size) * 512 / N / 4096 * 4096 ))
+		echo --name=seqwrite --rw=write --bs=4k --ioengine=libaio --direct=1 --iodepth=32 \
+			--iodepth_batch_submit=16 --iodepth_batch_complete_min=16 --numjobs="$N" \
+			--size="$size" --offset_increment="$size" ;;
+	esac
+}
 
 # Debian's modules live under the kernel's unpacked package, not the host's /lib/modules.
 modp() { modprobe -d "$CXMQ_MODROOT" -S "$CXMQ_KABI" "$@"; }
@@ -44,8 +81,9 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 	echo "rounds: $ROUNDS"
 	echo "runtime: $RUNTIME"
 	echo "targets: $TARGETS"
+	echo "jobs: $JOBS"
 } > "$OUT/guest.txt"
-echo "== bench: $(uname -r), $N vCPUs, $ROUNDS rounds x ${RUNTIME}s of 4k randread on: $TARGETS"
+echo "== bench: $(uname -r), $N vCPUs, $ROUNDS rounds x ${RUNTIME}s of $JOBS on: $TARGETS"
 
 # load TARGET: 0 when the device is there with every parameter we passed; otherwise the reason
 # is in /tmp/load.err and nothing stays loaded.
@@ -57,8 +95,12 @@ load() {
 		echo "$M is still loaded from an earlier round" > /tmp/load.err
 		return 1
 	fi
+	if [ $L = ko ] && [ ! -f "$K" ]; then
+		echo "no module file $K (not built for this run)" > /tmp/load.err
+		return 1
+	fi
 	if [ $L = ko ]; then
-		insmod "$KO" $P > /tmp/load.err 2>&1
+		insmod "$K" $P > /tmp/load.err 2>&1
 	else
 		modp "$M" $P > /tmp/load.err 2>&1
 	fi || {
@@ -101,7 +143,7 @@ describe() {
 	spec "$t"
 	[ -e "$OUT/targets/$t" ] && return
 	{
-		if [ $L = ko ]; then echo "load: insmod cxmq.ko $P"
+		if [ $L = ko ]; then echo "load: insmod $(basename "$K") $P"
 		else echo "load: modprobe -d $CXMQ_MODROOT -S $CXMQ_KABI $M $P"; fi
 		echo "device: /dev/$D"
 		echo "size_bytes: $(( $(cat /sys/block/$D/size) * 512 ))"
@@ -114,6 +156,8 @@ describe() {
 		fi
 		echo "logical_block_size: $(cat $q/logical_block_size)"
 		echo "max_sectors_kb: $(cat $q/max_sectors_kb)"
+		echo "nowait: $(cat $q/nowait 2>/dev/null || echo -)"
+		echo "iostats: $(cat $q/iostats 2>/dev/null || echo -)"
 		for p in /sys/module/$M/parameters/*; do echo "param $(basename "$p"): $(cat "$p" 2>/dev/null)"; done
 		echo "dmesg:"; dmesg | grep -E "$M|null_blk|brd" | tail -n 5
 	} > "$OUT/targets/$t"
@@ -128,8 +172,24 @@ comm_count() {
 	echo $n
 }
 
+# counters WHEN: the device's /proc/diskstats line and, for cxmq, the "merge:" line of its
+# debugfs stats (none until cxmq has it); builtins only
+counters() {
+	local l d= m=
+	while read -r l; do
+		[[ " $l " == *" $D "* ]] && { d=$l; break; }
+	done < /proc/diskstats
+	echo "diskstats $1: $d"
+	if [ -r "/sys/kernel/debug/cxmq/$D/stats" ]; then
+		while read -r l; do
+			[[ $l == *"merge: bios="* ]] && { m=$l; break; }
+		done < "/sys/kernel/debug/cxmq/$D/stats"
+	fi
+	echo "merge $1: $m"
+}
+
 # fio's first start reads its binary and libraries over 9p: do that once here, untimed, so the
-# first target's first round does not pay for it
+# first target's first round does not pay for it (libaio is linked into fio: loaded here too)
 fio --name=warmup --filename=/tmp/bench.warmup --size=1M --rw=randread --bs=4k \
 	--ioengine=io_uring --iodepth=4 --output-format=json > /dev/null 2>&1
 rm -f /tmp/bench.warmup
@@ -139,12 +199,15 @@ okrounds=0
 for r in $(seq "$ROUNDS"); do
 	for t in $TARGETS; do
 		[ -n "${gone[$t]:-}" ] && continue
+		myjobs=
+		for j in $JOBS; do job_on "$j" "$t" && myjobs+=" $j"; done
+		[ -n "$myjobs" ] || continue
 		spec "$t"
 		t0=$(now)
 		if ! load "$t"; then
 			gone[$t]=1
 			cp /tmp/load.err "$OUT/unavailable/$t"
-			printf '%s\t%s\tunavailable\t-\t-\t-\t-\t%s\n' "$t" "$r" \
+			printf '%s\t-\t%s\tunavailable\t-\t-\t-\t-\t%s\n' "$t" "$r" \
 				"$(head -n1 /tmp/load.err | tr '\t' ' ')" >> "$OUT/rounds.tsv"
 			echo "-- $t: unavailable: $(tr '\n' ' ' < /tmp/load.err)"
 			continue
@@ -161,34 +224,51 @@ for r in $(seq "$ROUNDS"); do
 				echo "-- $t: prefill failed: $(tail -n 3 /tmp/prefill.err)"
 			prefill_s=$(since "$t0")
 		fi
-		sync
-		json=/tmp/$t.r$r.json
-		t0=$(now)
-		fio --name=randread --filename="/dev/$D" --rw=randread --bs=4k --ioengine=io_uring \
-			--direct=1 --iodepth=32 --numjobs="$N" --norandommap --randrepeat=0 \
-			--time_based --runtime="$RUNTIME" --group_reporting --output-format=json \
-			--output="$json" > /tmp/fio.err 2>&1 &
-		fpid=$!
-		# One look, half way through, at how many io_uring async workers exist (a device
-		# without NOWAIT support makes io_uring punt every IO to them). fio takes seconds to
-		# start under TCG: wait for its job processes first. Shell builtins only, no processes.
-		for _ in $(seq 300); do
-			[ "$(comm_count '^fio$')" -gt "$N" ] && break
-			kill -0 $fpid 2>/dev/null || break
-			sleep 0.2
+		for j in $myjobs; do
+			sched=$(cat "/sys/block/$D/queue/scheduler" 2>/dev/null)
+			if [ $j = seqwrite ] && [[ $sched == *"["* && $sched != *"[none]"* ]]; then
+				# blk-mq targets: no I/O scheduler, so what merges is the plug alone
+				echo none > "/sys/block/$D/queue/scheduler"
+			fi
+			sync
+			if [ $j = randread ]; then base=$t.r$r; else base=$t.$j.r$r; fi
+			json=/tmp/$base.json
+			counters before > "/tmp/$base.counters"
+			t0=$(now)
+			fio --filename="/dev/$D" $(fio_args "$j") --time_based --runtime="$RUNTIME" \
+				--group_reporting --output-format=json --output="$json" > /tmp/fio.err 2>&1 &
+			fpid=$!
+			# fio takes seconds to start under TCG: wait for its job processes (the time
+			# that took goes to the counters file). Shell builtins only, no processes.
+			for _ in $(seq 300); do
+				[ "$(comm_count '^fio$')" -gt "$N" ] && break
+				kill -0 $fpid 2>/dev/null || break
+				sleep 0.2
+			done
+			up_s=$(since "$t0")
+			iou=-
+			if [ $j = randread ]; then
+				# One look, half way through, at how many io_uring async workers exist (a
+				# device without NOWAIT support makes io_uring punt every IO to them).
+				sleep "$(awk -v r="$RUNTIME" 'BEGIN { print r / 2 }')"
+				iou=$(comm_count '^iou-wrk')
+			fi
+			wait "$fpid"; frc=$?
+			fio_s=$(since "$t0")
+			counters after >> "/tmp/$base.counters"
+			echo "fio_start_s: $up_s" >> "/tmp/$base.counters"
+			echo "scheduler: $(cat /sys/block/$D/queue/scheduler 2>/dev/null || echo -)" >> "/tmp/$base.counters"
+			cp "$json" "/tmp/$base.counters" "$OUT/raw/" 2>/dev/null
+			if [ $frc = 0 ]; then status=ok; okrounds=$((okrounds + 1)); note=
+			else status=fio-failed; note=$(tail -n 2 /tmp/fio.err | tr '\t\n' '  ')
+			fi
+			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$j" "$r" "$status" "$load_s" \
+				"$prefill_s" "$fio_s" "$iou" "$note" >> "$OUT/rounds.tsv"
+			iops=$(sed -n 's/^ *"iops" : \([0-9.]*\),$/\1/p' "$json" 2>/dev/null |
+				awk '$1 > 0 { print; exit }')
+			echo "-- round $r $t $j: $status, IOPS ${iops:-?} (load ${load_s}s, prefill ${prefill_s}s, fio ${fio_s}s, iou-wrk $iou)"
+			load_s=- prefill_s=-
 		done
-		sleep "$(awk -v r="$RUNTIME" 'BEGIN { print r / 2 }')"
-		iou=$(comm_count '^iou-wrk')
-		wait "$fpid"; frc=$?
-		fio_s=$(since "$t0")
-		cp "$json" "$OUT/raw/" 2>/dev/null
-		if [ $frc = 0 ]; then status=ok; okrounds=$((okrounds + 1)); note=
-		else status=fio-failed; note=$(tail -n 2 /tmp/fio.err | tr '\t\n' '  ')
-		fi
-		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$r" "$status" "$load_s" "$prefill_s" \
-			"$fio_s" "$iou" "$note" >> "$OUT/rounds.tsv"
-		iops=$(sed -n 's/^ *"iops" : \([0-9.]*\),$/\1/p' "$json" 2>/dev/null | head -n1)
-		echo "-- round $r $t: $status, IOPS ${iops:-?} (load ${load_s}s, prefill ${prefill_s}s, fio ${fio_s}s, iou-wrk $iou)"
 		unload "$M" || { gone[$t]=1; echo "$M could not be unloaded after round $r" > "$OUT/unavailable/$t"; }
 	done
 done

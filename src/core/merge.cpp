@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: GPL-2.0
+#include "merge.h"
+
+namespace cxmq {
+
+namespace {
+constexpr u32 kNoMergeFlags = CXMQ_BIO_FUA | CXMQ_BIO_PREFLUSH | CXMQ_BIO_NOMERGE;
+
+bool discard_mergeable(const Request &rq, const cxmq_limits &lim)
+{
+	return rq.op == CXMQ_OP_DISCARD && lim.max_discard_segments > 1;
+}
+
+// The request's bios are NOWAIT only while all of them are: a bio that may wait never sees
+// the AGAIN a NOWAIT request can end with.
+void merge_flags(Request &rq, const Bio &b)
+{
+	if (!(b.flags & CXMQ_BIO_NOWAIT))
+		rq.flags &= ~u32(CXMQ_BIO_NOWAIT);
+	rq.nr_bios++;
+}
+
+// ll_back_merge_fn / ll_front_merge_fn: the merged request must fit the disk's limits.
+bool fits(Request &rq, const Bio &b, const cxmq_limits &lim)
+{
+	const u64 sectors = u64(rq.nr_sectors) + b.nr_sectors;
+	const u32 segs = b.nr_segs ? b.nr_segs : 1;
+	const u32 max_segs = rq.op == CXMQ_OP_DISCARD ? lim.max_discard_segments : lim.max_segments;
+	if (sectors > max_rq_sectors(lim, rq.op) || u64(rq.nr_segs) + segs > max_segs) {
+		rq.rq_flags |= Request::kNoMerge; // req_set_nomerge
+		return false;
+	}
+	return true;
+}
+
+MergeResult back_merge(Request &rq, const Bio &b, const cxmq_limits &lim)
+{
+	if (!fits(rq, b, lim))
+		return MergeResult::kFailed;
+	cxmq_os_bio_set_next(b.bio, nullptr);
+	cxmq_os_bio_set_next(rq.biotail, b.bio);
+	rq.biotail = b.bio;
+	rq.nr_sectors += b.nr_sectors;
+	rq.nr_segs += b.nr_segs ? b.nr_segs : 1;
+	merge_flags(rq, b);
+	return MergeResult::kMerged;
+}
+
+MergeResult front_merge(Request &rq, const Bio &b, const cxmq_limits &lim)
+{
+	if (!fits(rq, b, lim))
+		return MergeResult::kFailed;
+	cxmq_os_bio_set_next(b.bio, rq.bio);
+	rq.bio = b.bio;
+	rq.sector = b.sector;
+	rq.nr_sectors += b.nr_sectors;
+	rq.nr_segs += b.nr_segs ? b.nr_segs : 1;
+	merge_flags(rq, b);
+	return MergeResult::kMerged;
+}
+
+// bio_attempt_discard_merge: one more range, up to max_discard_segments ranges and
+// max_discard_sectors in all. The request's sector stays its first range's.
+MergeResult discard_merge(Request &rq, const Bio &b, const cxmq_limits &lim)
+{
+	if (rq.nr_segs >= lim.max_discard_segments ||
+	    u64(rq.nr_sectors) + b.nr_sectors > lim.max_discard_sectors) {
+		rq.rq_flags |= Request::kNoMerge;
+		return MergeResult::kFailed;
+	}
+	cxmq_os_bio_set_next(b.bio, nullptr);
+	cxmq_os_bio_set_next(rq.biotail, b.bio);
+	rq.biotail = b.bio;
+	rq.nr_sectors += b.nr_sectors;
+	rq.nr_segs++;
+	merge_flags(rq, b);
+	return MergeResult::kMerged;
+}
+} // namespace
+
+u32 max_rq_sectors(const cxmq_limits &lim, u16 op)
+{
+	switch (op) {
+	case CXMQ_OP_DISCARD:
+		return lim.max_discard_sectors;
+	case CXMQ_OP_WRITE_ZEROES:
+		return lim.max_write_zeroes_sectors;
+	default:
+		return lim.max_sectors;
+	}
+}
+
+bool bio_mergeable(const Bio &b)
+{
+	return b.op != CXMQ_OP_FLUSH && !(b.flags & kNoMergeFlags);
+}
+
+bool rq_mergeable(const Request &rq)
+{
+	return rq.op != CXMQ_OP_FLUSH && rq.op != CXMQ_OP_WRITE_ZEROES &&
+	       !(rq.flags & kNoMergeFlags) && !(rq.rq_flags & Request::kNoMerge);
+}
+
+bool merge_ok(const Request &rq, const Bio &b)
+{
+	if (!rq_mergeable(rq) || !bio_mergeable(b))
+		return false;
+	if (rq.op != b.op || rq.ioprio != b.ioprio)
+		return false;
+	// Polled bios are reaped by polling: never mixed with bios that complete otherwise.
+	if ((rq.flags ^ b.flags) & CXMQ_BIO_POLLED)
+		return false;
+	// Every bio of a request ends with the request's cookie: accounted bios only with
+	// accounted ones (io_stat may change between two bios).
+	if ((rq.cookie ^ b.cookie) & CXMQ_ACCT_COOKIE)
+		return false;
+	return true;
+}
+
+MergeKind merge_kind(const Request &rq, const Bio &b, const cxmq_limits &lim)
+{
+	if (discard_mergeable(rq, lim))
+		return MergeKind::kDiscard;
+	if (rq.end_sector() == b.sector)
+		return MergeKind::kBack;
+	if (rq.sector == b.sector + b.nr_sectors)
+		return MergeKind::kFront;
+	return MergeKind::kNone;
+}
+
+MergeResult attempt_merge(Request &rq, const Bio &b, const cxmq_limits &lim)
+{
+	if (!merge_ok(rq, b))
+		return MergeResult::kNone;
+	switch (merge_kind(rq, b, lim)) {
+	case MergeKind::kBack:
+		return back_merge(rq, b, lim);
+	case MergeKind::kFront:
+		return front_merge(rq, b, lim);
+	case MergeKind::kDiscard:
+		return discard_merge(rq, b, lim);
+	default:
+		return MergeResult::kNone;
+	}
+}
+
+} // namespace cxmq

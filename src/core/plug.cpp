@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: GPL-2.0
+// Plugging: while the submitting task holds a plug (blk_start_plug), its bios become requests
+// collected on the task's plug for this queue instead of being issued one by one; a bio that
+// continues the newest of them merges into it (blk_attempt_plug_merge). When the task unplugs
+// (blk_finish_plug, or it is about to sleep), the batch goes to the software queues, one lock
+// hold per software queue, and their hardware queues run once each: the backend is told `last`
+// only on the final request of a run (doorbell batching). An unplug on the way to sleep must
+// not block: the runs are then left to the hardware queues' run work.
+#include "queue.h"
+
+namespace cxmq {
+
+Plug *Queue::current_plug()
+{
+	return static_cast<Plug *>(cxmq_os_plug(this, sizeof(Plug), unplug_fn));
+}
+
+void Queue::unplug_fn(void *storage, int from_schedule)
+{
+	auto *p = static_cast<Plug *>(storage);
+	if (!p->nr)
+		return;
+	// Each plugged request holds a usage reference: the queue outlives its plug.
+	p->rqs[0]->hctx->queue->flush_plug(*p, from_schedule);
+}
+
+// Returns false when the task holds no plug (the caller submits unplugged). Otherwise the
+// bio is merged into the plug's newest request, or made a request of its own on the plug, or
+// ended (AGAIN under NOWAIT with no free request).
+bool Queue::plug_bio(const Bio &b, bool nowait)
+{
+	Plug *p = current_plug();
+	if (!p)
+		return false;
+	cxmq_limits lim;
+	limits(&lim);
+	if (p->nr && lim.nomerges < 2 && bio_mergeable(b) && plug_merge(*p, b, lim))
+		return true;
+	const u32 cpu = cxmq_os_this_cpu();
+	Request *rq = get_request(hctx_for_cpu(cpu), cpu, b, nowait);
+	if (!rq)
+		return true;
+	// Waiting for a tag sleeps, and a sleep unplugs: look the plug up again.
+	p = current_plug();
+	if (cxmq_unlikely(!p)) {
+		HwQueue &h = *rq->hctx;
+		if (!issue_direct(h, *rq)) {
+			insert_to_ctx(ctx(rq->ctx_cpu), *rq);
+			run_hw_queue(h);
+		}
+		return true;
+	}
+	if (p->nr >= Plug::kMaxRequests ||
+	    (p->nr && lim.nomerges < 2 && p->rqs[p->nr - 1]->nr_sectors >= Plug::kFlushSectors))
+		flush_plug(*p, false);
+	p->rqs[p->nr++] = rq;
+	return true;
+}
+
+// Only the newest request of the plug is tried, as blk-mq does for a plug of one queue.
+bool Queue::plug_merge(Plug &p, const Bio &b, const cxmq_limits &lim)
+{
+	Request &rq = *p.rqs[p.nr - 1];
+	if (attempt_merge(rq, b, lim) != MergeResult::kMerged)
+		return false;
+	add_relaxed(ctx(cxmq_os_this_cpu()).plug_merged, u64(1));
+	cxmq_os_bio_merged(b.bio, b.cookie, rq.cookie);
+	return true;
+}
+
+// Sends the plug's requests to their software queues (the one each was made on), in order,
+// one lock hold per software queue, then runs each hardware queue they feed once: now, or from
+// its run work when the task is on its way to sleep.
+void Queue::flush_plug(Plug &p, bool from_schedule)
+{
+	const u32 n = p.nr;
+	p.nr = 0;
+	SwQueue &me = ctx(cxmq_os_this_cpu());
+	add_relaxed(me.unplugs, u64(1));
+	add_relaxed(me.unplugged, u64(n));
+	bool sent[Plug::kMaxRequests] = {};
+	HwQueue *runs[Plug::kMaxRequests];
+	u32 nr_runs = 0;
+	for (u32 i = 0; i < n; i++) {
+		if (sent[i])
+			continue;
+		const u32 cpu = p.rqs[i]->ctx_cpu;
+		HwQueue *h = p.rqs[i]->hctx; // read first: once staged, a request may complete
+		SwQueue &c = ctx(cpu);
+		{
+			LockGuard g(c.lock);
+			u32 added = 0;
+			for (u32 j = i; j < n; j++) {
+				if (sent[j] || p.rqs[j]->ctx_cpu != cpu)
+					continue;
+				c.rq_list.push_back(&p.rqs[j]->node);
+				if (!c.last_merge)
+					c.last_merge = p.rqs[j];
+				sent[j] = true;
+				added++;
+			}
+			store_relaxed(c.nr_pending, c.nr_pending + added);
+		}
+		bool known = false;
+		for (u32 k = 0; k < nr_runs; k++)
+			known |= runs[k] == h;
+		if (!known)
+			runs[nr_runs++] = h;
+	}
+	for (u32 k = 0; k < nr_runs; k++) {
+		if (from_schedule)
+			run_hw_queue_async(*runs[k], 0);
+		else
+			run_hw_queue(*runs[k]);
+	}
+}
+
+} // namespace cxmq
