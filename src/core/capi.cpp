@@ -120,7 +120,7 @@ int cxmq_queue_format_stats(struct cxmq_queue *q, char *buf, cxmq_size_t size)
 			      load_relaxed(x.nr_pending));
 		}
 	}
-	u64 reqs = 0, plug = 0, merged = 0, unplugs = 0, unplugged = 0;
+	u64 reqs = 0, plug = 0, merged = 0, unplugs = 0, unplugged = 0, sizes[kUnplugBuckets] = {};
 	for (u32 cpu = 0; cpu < qu.nr_cpus(); cpu++) {
 		SwQueue &x = qu.ctx(cpu);
 		reqs += load_relaxed(x.dispatched[0]) + load_relaxed(x.dispatched[1]);
@@ -128,11 +128,16 @@ int cxmq_queue_format_stats(struct cxmq_queue *q, char *buf, cxmq_size_t size)
 		merged += load_relaxed(x.merged);
 		unplugs += load_relaxed(x.unplugs);
 		unplugged += load_relaxed(x.unplugged);
+		for (u32 b = 0; b < kUnplugBuckets; b++)
+			sizes[b] += load_relaxed(x.unplug_sizes[b]);
 	}
 	o.put("merge: bios=%llu requests=%llu plug_merges=%llu ctx_merges=%llu unplugs=%llu "
 	      "unplug_requests=%llu\n",
 	      ull(reqs + plug + merged), ull(reqs), ull(plug), ull(merged), ull(unplugs),
 	      ull(unplugged));
+	o.put("unplug_batches: 1=%llu 2-3=%llu 4-7=%llu 8-15=%llu 16-31=%llu 32=%llu\n",
+	      ull(sizes[0]), ull(sizes[1]), ull(sizes[2]), ull(sizes[3]), ull(sizes[4]),
+	      ull(sizes[5]));
 	auto &nb = static_cast<NullBackend &>(qu.backend());
 	o.put("backend: busy_answers=%llu pages=%llu\n", ull(nb.busy_answers()),
 	      ull(nb.store() ? nb.store()->nr_pages() : 0));

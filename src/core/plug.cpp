@@ -43,11 +43,7 @@ bool Queue::plug_bio(const Bio &b, bool nowait)
 	// Waiting for a tag sleeps, and a sleep unplugs: look the plug up again.
 	p = current_plug();
 	if (cxmq_unlikely(!p)) {
-		HwQueue &h = *rq->hctx;
-		if (!issue_direct(h, *rq)) {
-			insert_to_ctx(ctx(rq->ctx_cpu), *rq);
-			run_hw_queue(h);
-		}
+		issue(*rq->hctx, *rq);
 		return true;
 	}
 	if (p->nr >= Plug::kMaxRequests ||
@@ -78,6 +74,7 @@ void Queue::flush_plug(Plug &p, bool from_schedule)
 	SwQueue &me = ctx(cxmq_os_this_cpu());
 	add_relaxed(me.unplugs, u64(1));
 	add_relaxed(me.unplugged, u64(n));
+	add_relaxed(me.unplug_sizes[min(31u - u32(__builtin_clz(n)), kUnplugBuckets - 1)], u64(1));
 	bool sent[Plug::kMaxRequests] = {};
 	HwQueue *runs[Plug::kMaxRequests];
 	u32 nr_runs = 0;

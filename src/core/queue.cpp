@@ -413,11 +413,17 @@ void Queue::submit_rq(const Bio &b, bool nowait)
 	if (load_relaxed(c.nr_pending) && bio_mergeable(b) && ctx_merge(c, b))
 		return;
 	Request *rq = get_request(h, cpu, b, nowait);
-	if (!rq)
+	if (rq)
+		issue(h, *rq);
+}
+
+// Straight to the backend when nothing waits ahead of the request, else staged on its
+// software queue and the hardware queue run.
+void Queue::issue(HwQueue &h, Request &rq)
+{
+	if (issue_direct(h, rq))
 		return;
-	if (issue_direct(h, *rq))
-		return;
-	insert_to_ctx(c, *rq);
+	insert_to_ctx(ctx(rq.ctx_cpu), rq);
 	run_hw_queue(h);
 }
 

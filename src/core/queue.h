@@ -11,6 +11,9 @@
 
 namespace cxmq {
 
+// Buckets of the unplug batch size histogram: 1, 2-3, 4-7, 8-15, 16-31, 32 requests.
+constexpr u32 kUnplugBuckets = 6;
+
 // A software staging queue: one per possible CPU. Requests that cannot go straight to the
 // hardware wait here, in submission order.
 struct alignas(kCacheLine) SwQueue {
@@ -28,6 +31,7 @@ struct alignas(kCacheLine) SwQueue {
 	u64 plug_merged = 0;  // bios merged into plugged requests by submitters on this CPU
 	u64 unplugs = 0;      // plug batches sent from this CPU
 	u64 unplugged = 0;    // requests in those batches
+	u64 unplug_sizes[kUnplugBuckets] = {}; // batches of 1, 2-3, 4-7, 8-15, 16-31, 32
 };
 
 // A task's plug for one queue (blk_plug's mq_list, per device): the requests it made while
@@ -143,6 +147,7 @@ private:
 	void submit_rq(const Bio &b, bool nowait);
 	Request *get_request(HwQueue &h, u32 cpu, const Bio &b, bool nowait);
 	bool ctx_merge(SwQueue &c, const Bio &b);
+	void issue(HwQueue &hctx, Request &rq);
 	bool issue_direct(HwQueue &hctx, Request &rq);
 	void insert_to_ctx(SwQueue &ctx, Request &rq);
 	// plug.cpp

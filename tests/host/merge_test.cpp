@@ -548,6 +548,13 @@ TEST_F(MergeQueue, PlugSendsBatchesOf32WithOneDoorbell)
 	}
 	EXPECT_EQ(sum_ctx(q, &cxmq::SwQueue::unplugs), 4u);
 	EXPECT_EQ(sum_ctx(q, &cxmq::SwQueue::unplugged), uint64_t(n));
+	uint64_t sizes[cxmq::kUnplugBuckets] = {};
+	for (uint32_t c = 0; c < q->nr_cpus(); c++)
+		for (uint32_t b = 0; b < cxmq::kUnplugBuckets; b++)
+			sizes[b] += q->ctx(c).unplug_sizes[b];
+	EXPECT_EQ(sizes[5], 3u); // 32, 32, 32
+	EXPECT_EQ(sizes[2], 1u); // and 4
+
 	EXPECT_EQ(q->hctx(0).direct_issued, 0u);
 	finish(q, be);
 }
@@ -921,6 +928,15 @@ TEST_F(MergeQueue, PluggedDiscardRangesBecomeOneRequestAndAllAreZeroed)
 		const bool discarded = s < 64 * 32 && s % 32 < 8;
 		ASSERT_EQ(back[s << 9], discarded ? 0 : 0xff) << s;
 	}
+	// The stats file: one write, one discard request of 64 bios (one unplug of one request),
+	// one read.
+	std::vector<char> buf(4096);
+	const int len = cxmq_queue_format_stats(q, buf.data(), buf.size());
+	const std::string text(buf.data(), size_t(len));
+	EXPECT_NE(text.find("merge: bios=66 requests=3 plug_merges=63 ctx_merges=0 unplugs=1 "
+			    "unplug_requests=1\n"), std::string::npos) << text;
+	EXPECT_NE(text.find("unplug_batches: 1=1 2-3=0 4-7=0 8-15=0 16-31=0 32=0\n"),
+		  std::string::npos) << text;
 }
 
 } // namespace

@@ -785,6 +785,7 @@ struct ParsedStats {
 	// merge: bios=B requests=R plug_merges=P ctx_merges=C unplugs=U unplug_requests=N
 	unsigned long long m_bios = ~0ull, m_requests = ~0ull, m_plug = ~0ull, m_ctx = ~0ull,
 			   m_unplugs = ~0ull, m_unplugged = ~0ull;
+	unsigned long long batches[6] = {~0ull, ~0ull, ~0ull, ~0ull, ~0ull, ~0ull};
 	int bad_lines = 0;
 };
 
@@ -827,6 +828,10 @@ ParsedStats parse_stats(const std::string &text)
 				  "unplugs=%llu unplug_requests=%llu",
 				  &p.m_bios, &p.m_requests, &p.m_plug, &p.m_ctx, &p.m_unplugs,
 				  &p.m_unplugged) == 6) {
+		} else if (sscanf(line.c_str(),
+				  "unplug_batches: 1=%llu 2-3=%llu 4-7=%llu 8-15=%llu 16-31=%llu 32=%llu",
+				  &p.batches[0], &p.batches[1], &p.batches[2], &p.batches[3],
+				  &p.batches[4], &p.batches[5]) == 6) {
 		} else {
 			p.bad_lines++;
 		}
@@ -876,6 +881,8 @@ TEST_F(NullBackendTest, FormatStatsLinesAndNumbers)
 	EXPECT_EQ(p.m_ctx, 0u) << text;
 	EXPECT_EQ(p.m_unplugs, 0u) << text;
 	EXPECT_EQ(p.m_unplugged, 0u) << text;
+	for (unsigned long long b : p.batches)
+		EXPECT_EQ(b, 0u) << text;
 	cxmq::Queue &Qq = Q(q);
 	ASSERT_EQ(p.hctx.size(), Qq.nr_hw_queues()) << text;
 	for (uint32_t i = 0; i < Qq.nr_hw_queues(); i++) {
