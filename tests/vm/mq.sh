@@ -58,4 +58,7 @@ check "rmmod (busy)" rmmod cxmq
 
 dmesg_clean "no kernel reports"
 kmemleak_clean "no kmemleak reports"
-summary
+summary; rc=$?
+# issue 8's merging, plugging and limits tests join this boot (CXMQ_MERGE=0 leaves them out)
+if [ "${CXMQ_MERGE:-1}" != 0 ]; then bash "$CXMQ_ROOT/tests/vm/merge.sh" || rc=1; fi
+exit $rc
