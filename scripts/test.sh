@@ -95,16 +95,16 @@ if [ $need_vm = 1 ] && [[ " $LAYERS " == *" vm "* ]]; then
 	log "layer vm: integration on the test kernel (2 and 4 vCPUs)"
 	vm_job integration-test-kernel "$tkdir" 2 tests/vm/integration.sh "CXMQ_KO_DIR=$tko"
 	vm_job integration-test-kernel-4cpu "$tkdir" 4 tests/vm/integration.sh "CXMQ_KO_DIR=$tko" CXMQ_FIO_RUNTIME=5 CXMQ_SKIP_PARAM_TESTS=1
-	log "layer vm: the multi-queue core under fio verify (each irqmode), discard, tag exhaustion, busy backend"
-	vm_job mq-test-kernel "$tkdir" 2 tests/vm/mq.sh "CXMQ_KO_DIR=$tko" CXMQ_VERIFY_SIZE=8m
-	vm_job mq-test-kernel-4cpu "$tkdir" 4 tests/vm/mq.sh "CXMQ_KO_DIR=$tko" CXMQ_VERIFY_SIZE=4m
+	log "layer vm: the multi-queue core under fio verify (each irqmode), discard, tag exhaustion, busy backend; then merging (tests/vm/merge.sh, its parts split over the two boots)"
+	vm_job mq-test-kernel "$tkdir" 2 tests/vm/mq.sh "CXMQ_KO_DIR=$tko" CXMQ_VERIFY_SIZE=8m CXMQ_MERGE_SIZE=4m "CXMQ_MERGE_ONLY=io discard"
+	vm_job mq-test-kernel-4cpu "$tkdir" 4 tests/vm/mq.sh "CXMQ_KO_DIR=$tko" CXMQ_VERIFY_SIZE=4m CXMQ_MERGE_ONLY=ext4
 	log "layer vm: mq/ tree, configfs, runtime queue count, hotplug, lifetimes, leaks (shortened; full: scripts/scenarios.sh)"
 	vm_job scenarios-test-kernel-4cpu "$tkdir" 4 tests/vm/scenarios.sh "CXMQ_KO_DIR=$tko" CXMQ_SCEN_SECONDS=30 CXMQ_SCEN_CYCLES=20
 	log "layer vm: integration on Debian's stock kernel, module built against linux-headers-amd64"
 	if dkdir=$(scripts/fetch-debian-kernel.sh) && dko=$(scripts/build-module.sh "$dkdir" 2>"$RUN_DIR/build-debian.log"); then
 		add "build: cxmq for Debian kernel" 1 0
 		vm_job integration-debian-kernel "$dkdir" 2 tests/vm/integration.sh "CXMQ_KO_DIR=$dko" CXMQ_FIO_RUNTIME=5
-		vm_job mq-debian-kernel-4cpu "$dkdir" 4 tests/vm/mq.sh "CXMQ_KO_DIR=$dko" CXMQ_VERIFY_SIZE=32m
+		vm_job mq-debian-kernel-4cpu "$dkdir" 4 tests/vm/mq.sh "CXMQ_KO_DIR=$dko" CXMQ_VERIFY_SIZE=32m CXMQ_MERGE_SIZE=8m
 		vm_job scenarios-debian-kernel-4cpu "$dkdir" 4 tests/vm/scenarios.sh "CXMQ_KO_DIR=$dko" CXMQ_SCEN_SECONDS=20 CXMQ_SCEN_CYCLES=200 CXMQ_SCEN_NULLB=1
 	else
 		cat "$RUN_DIR/build-debian.log" 2>/dev/null; add "build: cxmq for Debian kernel" 0 1

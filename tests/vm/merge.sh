@@ -1,243 +1,281 @@
-# Guest job: issue 8's merging, plugging and limits (tests/vm/mq.sh runs it at its end, in the
-# same boot). On a memory-backed device, fio --verify=crc32c with mixed sizes (4k-64k), libaio
-# and io_uring, submitted 16 at a time (the kernel plugs), in every irqmode; the merge counters
-# (debugfs stats `merge:` line, mq/*/cpu*/merged, /proc/diskstats merge columns) move and agree;
-# queue/nomerges 2 (none), 1, and toggled under IO; max_sectors and queue/max_sectors_kb; ext4
-# with many small files, fsck clean; non-contiguous 4k discards read back zero, concurrent
-# discards (ext4 -o discard) merged; no kernel reports, no leaks.
-#   CXMQ_MERGE_SIZE   region per fio job (numjobs = vCPUs; default 16m)
-#   CXMQ_MERGE_FILES  ext4 small files (default 2000)
-#   CXMQ_MERGE_ONLY   run only these parts (e.g. "irq ctx"; parts: irq ctx nomerges limits discard ext4)
+# Guest job: issue 8's requests of many bios, plugging, merging and limits (tests/vm/mq.sh runs
+# it at its end, in the same boot). Every configuration is a device of its own (one module
+# load, configfs devices), and the fio verify jobs of all of them run in two fio runs: under
+# TCG on the debug kernel each program start costs seconds (fio ~25 s, python3 ~9 s), so the
+# job keeps to bash builtins between them.
+#   io:      fio --verify=crc32c, sizes 4k-64k, libaio and io_uring submitting and reaping 16 at a
+#            time (the kernel plugs), sequential and random, in each irqmode: plug merges, unplug
+#            batches; the debugfs merge: line, mq/*/cpu*/merged and /proc/diskstats agree, and
+#            diskstats counts every bio. A backend answering busy now and then keeps requests
+#            staged: software-queue merges. queue/nomerges 2 (no merges), 1, and toggled 0/1/2
+#            every 0.2 s under IO. Limits: max_sectors_kb 1280 by default, max_sectors=256 gives
+#            128, a lower max_sectors_kb under 1 MiB IO; data verifies throughout.
+#   discard: non-contiguous 4k discards read back zero, the rest the pattern; one discard that
+#            dm-linear scatters into 64 ranges merges into multi-range requests (where the
+#            kernel has device-mapper: user space alone cannot send two discards at once).
+#   ext4:    mkfs, many small files (some fsynced), fsck -fn clean, checksums after a remount;
+#            every other file deleted with -o discard, fsck and the rest's checksums again.
+# Environment:
+#   CXMQ_MERGE_SIZE   region per fio job (default 8m); CXMQ_MERGE_FILES ext4 files (2000)
+#   CXMQ_MERGE_ONLY   parts to run (default "io discard ext4")
 . "$CXMQ_ROOT/tests/vm/lib.sh"
 CPUS=$CXMQ_CPUS
-SIZE=${CXMQ_MERGE_SIZE:-16m}
+SIZE=${CXMQ_MERGE_SIZE:-8m}
 FILES=${CXMQ_MERGE_FILES:-2000}
-ONLY=${CXMQ_MERGE_ONLY:-}
-DEV=/dev/cxmq0
-Q=/sys/block/cxmq0/queue
-STATS=/sys/kernel/debug/cxmq/cxmq0/stats
-# A device slow enough that requests stage on the software queues: one hardware queue, 2 tags,
-# 1 ms per request; sequential bios then find their neighbour staged (software-queue merges).
-STAGING="submit_queues=1 hw_queue_depth=2 irqmode=2 completion_nsec=1000000"
+PARTS=" ${CXMQ_MERGE_ONLY:-io discard ext4} "
+CFS=/sys/kernel/config/cxmq
+BUSY=/sys/module/cxmq/parameters/busy_every
 T=/tmp/merge
 mkdir -p $T
-FIO_JSON=/tmp/fio.$$.json # where lib.sh's fio_ok leaves fio's JSON
+[ -p $T/never ] || mkfifo $T/never
+exec 9<>$T/never # `read -t S -u 9` sleeps S seconds without a fork
+nap() { read -r -t "$1" -u 9 || true; }
 dmesg_mark
-T0=$(date +%s) TP=$T0
+SECONDS=0 TP=0
 part() { # NAME: run part NAME? (and say how long the previous one took)
-	local now; now=$(date +%s)
-	echo "# merge: $((now - TP)) s for the previous part, $((now - T0)) s so far"
-	TP=$now
-	[ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]
+	echo "# merge: $((SECONDS - TP)) s for the previous part, $SECONDS s so far"
+	TP=$SECONDS
+	[[ "$PARTS" == *" $1 "* ]]
 }
 
-# ---- counters ----
-mval() { # KEY: KEY=N of the stats file's merge: line; "none" when there is no such line
-	local v
-	v=$(sed -n "s/^[[:space:]]*merge:.*[[:space:]]$1=\([0-9][0-9]*\).*/\1/p" "$STATS" 2>/dev/null | head -n1)
-	echo "${v:-none}"
+# ---- counters, read with builtins ----
+MERGE_RE='^[[:space:]]*merge: bios=([0-9]+) requests=([0-9]+) plug_merges=([0-9]+) ctx_merges=([0-9]+) unplugs=([0-9]+) unplug_requests=([0-9]+)'
+# stats DISK: its debugfs stats into M_OK (the merge: line is there) M_P M_C M_U M_N PAGES
+stats() {
+	local l
+	M_OK=0 M_P=0 M_C=0 M_U=0 M_N=0 PAGES=0
+	while IFS= read -r l; do
+		if [[ $l =~ $MERGE_RE ]]; then
+			M_OK=1 M_P=${BASH_REMATCH[3]} M_C=${BASH_REMATCH[4]}
+			M_U=${BASH_REMATCH[5]} M_N=${BASH_REMATCH[6]}
+		elif [[ $l =~ pages=([0-9]+) ]]; then
+			PAGES=${BASH_REMATCH[1]}
+		fi
+	done < /sys/kernel/debug/cxmq/$1/stats
 }
-num() { [[ "$1" =~ ^[0-9]+$ ]] && echo "$1" || echo 0; }
-dstat() { # FIELD: that field of cxmq0's /proc/diskstats line ($5 reads merged, $8 writes, ...)
-	awk -v f="$1" '$3 == "cxmq0" { print $f }' /proc/diskstats
+# dstat DISK: its /proc/diskstats line into DS, numbered as awk's fields: DS[4] reads,
+# DS[5] reads merged, DS[8] writes, DS[9] writes merged, DS[15] discards, DS[16] discards merged
+dstat() {
+	local -a f
+	DS=()
+	while read -ra f; do
+		if [ "${f[2]}" = "$1" ]; then DS=("" "${f[@]}"); return 0; fi
+	done < /proc/diskstats
+	return 1
 }
-dmerges() { awk '$3 == "cxmq0" { print $5 + $9 + $16 }' /proc/diskstats; }
-ctx_merged_sum() { cat /sys/block/cxmq0/mq/*/cpu*/merged 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
-stat_value() { grep -o "\<$1=[0-9]*" "$STATS" | cut -d= -f2 | awk '{s += $1} END {print s + 0}'; }
-
-TOT_P=0 TOT_C=0 SEEN_LINE=0
-# load NAME PARAMS...: insmod PARAMS, remember the counters' starting points
-load() {
-	LOAD=$1; shift
-	LOAD_IOS=0 LOAD_R=0 LOAD_W=0 LOAD_FIO_R=0 LOAD_FIO_W=0
-	if ! insmod "$CXMQ_KO" "$@"; then fail "$LOAD: insmod $*"; return 1; fi
-	pass "$LOAD: insmod $*"
-	if [ $SEEN_LINE = 0 ]; then
-		SEEN_LINE=1
-		check "stats has a merge: line (bios requests plug_merges ctx_merges unplugs unplug_requests)" \
-			grep -Eq '^[[:space:]]*merge: bios=[0-9]+ requests=[0-9]+ plug_merges=[0-9]+ ctx_merges=[0-9]+ unplugs=[0-9]+ unplug_requests=[0-9]+' "$STATS"
-	fi
-	L_P=$(num "$(mval plug_merges)") L_C=$(num "$(mval ctx_merges)") L_D=$(dmerges)
-	L_R=$(dstat 4) L_W=$(dstat 8)
-}
-# unload: the counters of this load agree with each other; rmmod
-unload() {
-	local p c m d line b r
-	line=$(grep -E '^[[:space:]]*merge:' "$STATS")
-	echo "#   $LOAD: ${line:-no merge: line}; diskstats merged r/w/d: $(dstat 5) $(dstat 9) $(dstat 16)"
-	p=$(mval plug_merges) c=$(mval ctx_merges)
-	b=$(mval bios) r=$(mval requests)
-	[ "$b" = none ] || echo "#   bios - requests = $((b - r)), plug_merges + ctx_merges = $(( $(num "$p") + $(num "$c") ))"
-	m=$(ctx_merged_sum)
-	d=$(( $(dmerges) - L_D ))
-	[ "$c" = none ] || c=$(( c - L_C ))
-	[ "$p" = none ] || p=$(( p - L_P ))
-	check "$LOAD: the mq/*/cpu*/merged files sum to ctx_merges ($m, $c)" test "$m" = "$c"
-	if [ "$p" = none ] || [ "$c" = none ]; then
-		fail "$LOAD: /proc/diskstats merges = plug_merges + ctx_merges" "no merge: counters (diskstats merges: $d)"
-	else
-		check "$LOAD: /proc/diskstats merges ($d) = plug_merges + ctx_merges ($p + $c)" test "$d" -eq $((p + c))
-		TOT_P=$((TOT_P + p)) TOT_C=$((TOT_C + c))
-	fi
-	if [ "$LOAD_IOS" = 1 ]; then # fio jobs whose every IO is one bio: diskstats counts bios
-		local dr=$(( $(dstat 4) - L_R )) dw=$(( $(dstat 8) - L_W ))
-		check "$LOAD: /proc/diskstats counts every bio (reads $dr = fio's $LOAD_FIO_R, writes $dw = fio's $LOAD_FIO_W)" \
-			test "$dr" -eq "$LOAD_FIO_R" -a "$dw" -eq "$LOAD_FIO_W"
-	fi
-	check "$LOAD: rmmod" rmmod cxmq
-}
-# mfio NAME FIO-ARGS...: fio_ok, and the merges it made: J_P J_C J_U J_N (deltas; 0 without counters)
-mfio() {
-	local name=$1 p0 c0 u0 n0 ios; shift
-	p0=$(num "$(mval plug_merges)") c0=$(num "$(mval ctx_merges)")
-	u0=$(num "$(mval unplugs)") n0=$(num "$(mval unplug_requests)")
-	rm -f "$FIO_JSON"
-	fio_ok "$name" "$@"
-	J_P=$(( $(num "$(mval plug_merges)") - p0 )) J_C=$(( $(num "$(mval ctx_merges)") - c0 ))
-	J_U=$(( $(num "$(mval unplugs)") - u0 )) J_N=$(( $(num "$(mval unplug_requests)") - n0 ))
-	echo "#   merges: plug $J_P, ctx $J_C; unplugs $J_U sending $J_N requests"
-	if ios=$(python3 - "$FIO_JSON" 2>/dev/null <<'PY'
-import json, sys
-text = open(sys.argv[1]).read()
-d = json.loads(text[text.index("{"):])
-print(sum(j["read"]["total_ios"] for j in d["jobs"]), sum(j["write"]["total_ios"] for j in d["jobs"]))
-PY
-	); then
-		LOAD_FIO_R=$((LOAD_FIO_R + ${ios% *})) LOAD_FIO_W=$((LOAD_FIO_W + ${ios#* }))
-	fi
-}
-# job NAME RW ENGINE [FIO-ARGS...]: verify job, CPUS jobs on disjoint regions of SIZE, mixed
-# sizes, submitted and reaped 16 at a time (the kernel plugs each batch)
-job() {
-	local name=$1 rw=$2 eng=$3; shift 3
-	mfio "$name" --name="$name" --filename=$DEV --rw="$rw" --bsrange=4k-64k --ioengine="$eng" \
-		--direct=1 --iodepth=32 --iodepth_batch_submit=16 --iodepth_batch_complete_min=16 \
-		--numjobs="$CPUS" --size="$SIZE" --offset_increment="$SIZE" \
-		--verify=crc32c --verify_fatal=1 --do_verify=1 --randrepeat=0 "$@"
-}
-# single NAME RW ENGINE: the same, one IO per submission (no plug): bios that find the hardware
-# queue full stage, the next one can merge with them
-single() {
-	local name=$1 rw=$2 eng=$3; shift 3
-	mfio "$name" --name="$name" --filename=$DEV --rw="$rw" --bsrange=4k-64k --ioengine="$eng" \
-		--direct=1 --iodepth=32 --numjobs="$CPUS" --size="$SIZE" --offset_increment="$SIZE" \
-		--verify=crc32c --verify_fatal=1 --do_verify=1 --randrepeat=0 "$@"
-}
-
-# ---- 1: every irqmode, sequential and random, libaio and io_uring ----
-if part irq; then
-	for irq in 0 1 2; do
-		load "irqmode=$irq" memory_backed=1 gb=1 irqmode=$irq submit_queues="$CPUS" completion_nsec=20000 || continue
-		LOAD_IOS=1
-		sp=0 su=0 sn=0
-		for eng in libaio io_uring; do
-			job "irqmode=$irq $eng: sequential writes 4k-64k, batches of 16, verify" write $eng
-			sp=$((sp + J_P)) su=$((su + J_U)) sn=$((sn + J_N))
-			job "irqmode=$irq $eng: random writes 4k-64k, batches of 16, verify" randwrite $eng
-		done
-		check "irqmode=$irq: sequential batches were plug-merged ($sp bios) and sent by unplugs ($su batches, $sn requests, <= 32 each)" \
-			test "$sp" -gt 0 -a "$su" -gt 0 -a "$sn" -ge "$su" -a "$sn" -le $((32 * su))
-		unload
+ctx_sum() { # DISK: CTXSUM, the sum of its mq/*/cpu*/merged files
+	local f v
+	CTXSUM=0
+	for f in /sys/block/$1/mq/*/cpu*/merged; do
+		[ -e "$f" ] && read -r v < "$f" && CTXSUM=$((CTXSUM + v))
 	done
+}
+# snap NAME: NAME's counters now, the baseline of deltas: S_P S_C S_U S_N S_R S_W S_D S_CTX
+declare -A S_P S_C S_U S_N S_R S_W S_D S_CTX
+snap() {
+	local d=${DISK[$1]}
+	stats $d; dstat $d; ctx_sum $d
+	S_P[$1]=$M_P S_C[$1]=$M_C S_U[$1]=$M_U S_N[$1]=$M_N S_CTX[$1]=$CTXSUM
+	S_R[$1]=${DS[4]} S_W[$1]=${DS[8]} S_D[$1]=$((DS[5] + DS[9] + DS[16]))
+}
+# delta NAME: since snap: D_P D_C D_U D_N D_R D_W D_D (diskstats merges) D_CTX
+delta() {
+	local d=${DISK[$1]}
+	stats $d; dstat $d; ctx_sum $d
+	D_P=$((M_P - S_P[$1])) D_C=$((M_C - S_C[$1])) D_U=$((M_U - S_U[$1])) D_N=$((M_N - S_N[$1]))
+	D_R=$((DS[4] - S_R[$1])) D_W=$((DS[8] - S_W[$1])) D_D=$((DS[5] + DS[9] + DS[16] - S_D[$1]))
+	D_CTX=$((CTXSUM - S_CTX[$1]))
+}
+# agree NAME LABEL: the three merge counts of NAME's IO agree
+TOT_P=0 TOT_C=0
+agree() {
+	delta "$1"
+	echo "#   $2 (${DISK[$1]}): plug_merges +$D_P ctx_merges +$D_C unplugs +$D_U (+$D_N requests); diskstats merged +$D_D; mq/*/cpu*/merged +$D_CTX"
+	if [ $M_OK = 0 ]; then
+		fail "$2: merge counters agree" "no merge: line in ${DISK[$1]}'s stats"
+		return
+	fi
+	check "$2: mq/*/cpu*/merged (+$D_CTX) = ctx_merges (+$D_C); /proc/diskstats merges (+$D_D) = plug_merges + ctx_merges" \
+		test "$D_CTX" -eq "$D_C" -a "$D_D" -eq $((D_P + D_C))
+	TOT_P=$((TOT_P + D_P)) TOT_C=$((TOT_C + D_C))
+}
+
+# ---- devices ----
+declare -A DISK
+DISK[mod]=cxmq0
+DEVS=()
+# mkdev NAME ATTR=VALUE...: a powered configfs device (from the module parameters' settings,
+# which are max_sectors=256's: every attribute that matters is set); its disk in DISK[NAME]
+mkdev() {
+	local name=$1 a idx; shift
+	mkdir $CFS/$name || return 1
+	DEVS+=("$name")
+	for a in size=1024 memory_backed=1 max_sectors=0 irqmode=1 submit_queues="$CPUS" hw_queue_depth=64 "$@"; do
+		echo "${a#*=}" > $CFS/$name/${a%%=*} || { echo "#   $name: $a refused"; return 1; }
+	done
+	echo 1 > $CFS/$name/power || return 1
+	read -r idx < $CFS/$name/index
+	DISK[$name]=cxmq$idx
+}
+rmdevs() {
+	local n
+	for n in "${DEVS[@]}"; do echo 0 > $CFS/$n/power; done
+	rmdir "${DEVS[@]/#/$CFS/}"
+	DEVS=()
+}
+
+# ---- fio: job sections on the devices, all in one run ----
+# sec NAME SPEC...: job sections on device NAME, one region of N x SIZE each, N = numjobs. SPEC
+# is RW:ENGINE:MODE[:BSRANGE[:NUMJOBS[:EXTRA]]], MODE b submitting and reaping 16 at a time (the
+# kernel plugs each batch), s one IO per submission (no plug: a bio that finds a request staged
+# on its software queue may merge with it). Job names are NAME-<n>: results are told per device.
+declare -A NSEC
+FIOARGS=()
+sec() {
+	local name=$1 sp rw eng mode bs nj extra off=0; shift
+	for sp in "$@"; do
+		IFS=: read -r rw eng mode bs nj extra <<<"$sp"
+		nj=${nj:-$CPUS}
+		NSEC[$name]=$((${NSEC[$name]:-0} + 1))
+		FIOARGS+=(--name="$name-${NSEC[$name]}" --filename=/dev/${DISK[$name]} --rw="$rw"
+			--ioengine="$eng" --bsrange="${bs:-4k-64k}" --numjobs="$nj" --offset=$((off))m
+			--offset_increment="$SIZE")
+		[ "$mode" = b ] && FIOARGS+=(--iodepth_batch_submit=16 --iodepth_batch_complete_min=16)
+		[ -z "$extra" ] || FIOARGS+=($extra)
+		off=$((off + nj * ${SIZE%m}))
+	done
+}
+# runfio LABEL: fio_ok over the sections collected; per device: F_IOS_R F_IOS_W F_JOBS F_BAD
+declare -A F_R F_W F_JOBS F_BAD
+runfio() {
+	local l re='^#   ([A-Za-z0-9]+)-[0-9]+: error=([0-9]+) read: ([0-9]+) IOs .* write: ([0-9]+) IOs'
+	fio_ok "$1" --direct=1 --iodepth=32 --size="$SIZE" --verify=crc32c --verify_fatal=1 --verify_state_save=0 \
+		--do_verify=1 --randrepeat=0 "${FIOARGS[@]}" > $T/fio.out
+	FIOARGS=()
+	while IFS= read -r l; do
+		echo "$l"
+		[[ $l =~ $re ]] || continue
+		local n=${BASH_REMATCH[1]}
+		F_JOBS[$n]=$((${F_JOBS[$n]:-0} + 1))
+		F_R[$n]=$((${F_R[$n]:-0} + BASH_REMATCH[3])) F_W[$n]=$((${F_W[$n]:-0} + BASH_REMATCH[4]))
+		if [ "${BASH_REMATCH[2]}" != 0 ] || [ "${BASH_REMATCH[3]}" = 0 ] || [ "${BASH_REMATCH[4]}" = 0 ]; then
+			F_BAD[$n]=$((${F_BAD[$n]:-0} + 1))
+		fi
+	done < $T/fio.out
+}
+verified() { # NAME LABEL JOBS: NAME's JOBS fio jobs all wrote, read back and verified
+	check "$2: $3 fio jobs verified (${F_JOBS[$1]:-0} ran, ${F_BAD[$1]:-0} failed)" \
+		test "${F_JOBS[$1]:-0}" -eq "$3" -a "${F_BAD[$1]:-0}" -eq 0
+}
+Q() { echo /sys/block/${DISK[$1]}/queue; }
+qread() { read -r QV < "$(Q "$1")/$2"; } # NAME FILE: QV
+
+check "insmod max_sectors=256 memory_backed=1 gb=1 irqmode=1 submit_queues=$CPUS (cxmq0)" \
+	insmod "$CXMQ_KO" max_sectors=256 memory_backed=1 gb=1 irqmode=1 submit_queues="$CPUS"
+stats cxmq0
+check "stats has a merge: line (bios requests plug_merges ctx_merges unplugs unplug_requests)" test $M_OK = 1
+
+# ---- io ----
+if part io; then
+	for irq in 0 1 2; do
+		# tags for all 32 x 2 x CPUS IOs: no REQ_NOWAIT bio fails for want of one (io_uring would
+		# send it again, and /proc/diskstats count it twice)
+		for k in s r; do
+			mkdev irq$irq$k irqmode=$irq hw_queue_depth=$((64 * CPUS)) completion_nsec=20000 ||
+				fail "configfs device irq$irq$k"
+		done
+		sec irq${irq}s write:libaio:b write:io_uring:b
+		sec irq${irq}r randwrite:libaio:b randwrite:io_uring:b
+	done
+	mkdev ldef && sec ldef write:libaio:b:2m-2m:1:--iodepth=4 randwrite:io_uring:b:4k-2m:1:--iodepth=4
+	qread ldef max_sectors_kb
+	check "default queue/max_sectors_kb is 1280 (not 127): $QV" test "$QV" = 1280
+	qread ldef max_discard_segments
+	check "memory-backed: queue/max_discard_segments > 1 ($QV)" test "$QV" -gt 1
+	qread mod max_hw_sectors_kb
+	check "max_sectors=256: queue/max_hw_sectors_kb is 128 ($QV)" test "$QV" = 128
+	qread mod max_sectors_kb
+	check "max_sectors=256: queue/max_sectors_kb is 128 ($QV)" test "$QV" = 128
+	check "max_sectors_kb above max_hw_sectors_kb is refused" sh -c "! echo 256 > $(Q mod)/max_sectors_kb 2>/dev/null"
+	echo 32 > "$(Q mod)/max_sectors_kb"; qread mod max_sectors_kb
+	check "queue/max_sectors_kb takes 32 ($QV)" test "$QV" = 32
+	sec mod write:libaio:b:1m-1m:1:--iodepth=8 randwrite:io_uring:b:4k-1m:1:--iodepth=8
+	for n in "${!DISK[@]}"; do snap $n; done
+	runfio "fio verify on 8 devices at once: every irqmode sequential and random, libaio and io_uring in batches of 16; 1-2 MiB IO under max_sectors_kb 1280 and 32"
+	for irq in 0 1 2; do
+		verified irq${irq}s "irqmode=$irq sequential" $((2 * CPUS))
+		delta irq${irq}s
+		check "irqmode=$irq: sequential batches were plug-merged ($D_P bios), sent by unplugs ($D_U batches, $D_N requests, <= 32 each)" \
+			test "$D_P" -gt 0 -a "$D_U" -gt 0 -a "$D_N" -ge "$D_U" -a "$D_N" -le $((32 * D_U))
+		check "irqmode=$irq sequential: /proc/diskstats counts every bio (reads $D_R = fio's ${F_R[irq${irq}s]:-0}, writes $D_W = fio's ${F_W[irq${irq}s]:-0})" \
+			test "$D_R" -eq "${F_R[irq${irq}s]:-0}" -a "$D_W" -eq "${F_W[irq${irq}s]:-0}"
+		agree irq${irq}s "irqmode=$irq sequential"
+		verified irq${irq}r "irqmode=$irq random" $((2 * CPUS))
+		delta irq${irq}r
+		check "irqmode=$irq random: /proc/diskstats counts every bio (reads $D_R = fio's ${F_R[irq${irq}r]:-0}, writes $D_W = fio's ${F_W[irq${irq}r]:-0})" \
+			test "$D_R" -eq "${F_R[irq${irq}r]:-0}" -a "$D_W" -eq "${F_W[irq${irq}r]:-0}"
+		agree irq${irq}r "irqmode=$irq random"
+	done
+	verified ldef "2 MiB sequential and 4k-2m random IO (max_sectors_kb 1280)" 2
+	agree ldef "max_sectors_kb 1280"
+	verified mod "1 MiB sequential and 4k-1m random IO under max_sectors_kb 32" 2
+	agree mod "max_sectors_kb 32"
+
+	# Requests stay staged on the software queues while the backend refuses some (busy_every):
+	# bios submitted one at a time then merge into them. One hardware queue for every CPU.
+	STAGE="submit_queues=1 hw_queue_depth=64 irqmode=2 completion_nsec=2000000"
+	for n in stage nm2 nm1 toggle; do mkdev $n $STAGE || fail "configfs device $n"; done
+	JOBS3="write:libaio:s write:libaio:b randwrite:io_uring:b"
+	sec stage write:libaio:s:4k-64k::--loops=2 write:io_uring:s write:libaio:b randwrite:io_uring:b
+	sec nm2 $JOBS3
+	sec nm1 $JOBS3
+	sec toggle write:libaio:s:4k-64k::--loops=2 write:libaio:b:4k-64k::--loops=2 randwrite:io_uring:b
+	echo 2 > "$(Q nm2)/nomerges"; qread nm2 nomerges
+	check "queue/nomerges takes 2 ($QV)" test "$QV" = 2
+	echo 1 > "$(Q nm1)/nomerges"; qread nm1 nomerges
+	check "queue/nomerges takes 1 ($QV)" test "$QV" = 1
+	for n in stage nm2 nm1 toggle; do snap $n; done
+	echo 2 > $BUSY
+	rm -f $T/toggle.stop
+	tq=$(Q toggle)/nomerges
+	( n=0 bad=0
+	  while [ ! -e $T/toggle.stop ]; do
+		for v in 0 1 2; do
+			echo $v > "$tq" 2>/dev/null || bad=$((bad + 1))
+			n=$((n + 1)); nap 0.2
+		done
+	  done
+	  echo "$n $bad" > $T/toggle.res ) &
+	tpid=$!
+	runfio "fio verify, backend busy every 2nd request, one hardware queue: sequential writes one per submission and in batches, random writes; nomerges 0, 2, 1, toggled 0/1/2 every 0.2 s"
+	touch $T/toggle.stop; wait $tpid
+	echo 0 > $BUSY
+	read -r tn tbad < $T/toggle.res
+	verified stage "staged (nomerges 0)" $((4 * CPUS))
+	delta stage
+	check "staged: bios merged into requests staged on the software queue ($D_C; plug merges $D_P)" test "$D_C" -gt 0
+	agree stage "staged (nomerges 0)"
+	verified nm2 "nomerges=2" $((3 * CPUS))
+	delta nm2
+	check "nomerges=2: no merges (plug +$D_P, ctx +$D_C, diskstats +$D_D, mq/*/cpu*/merged +$D_CTX)" \
+		test "$D_P" -eq 0 -a "$D_C" -eq 0 -a "$D_D" -eq 0 -a "$D_CTX" -eq 0
+	verified nm1 "nomerges=1" $((3 * CPUS))
+	agree nm1 "nomerges=1"
+	verified toggle "nomerges toggled" $((3 * CPUS))
+	check "nomerges toggled $tn times during the verify jobs, every write accepted ($tbad refused)" \
+		test "$tn" -ge 6 -a "$tbad" -eq 0
+	agree toggle "nomerges toggled"
+	check "over the io part: plug merges ($TOT_P) and software-queue merges ($TOT_C)" test "$TOT_P" -gt 0 -a "$TOT_C" -gt 0
+	dmesg_clean "io part: no kernel reports"
+	rmdevs
 fi
 
-# ---- 2: software-queue merges: requests stage behind a full hardware queue ----
-if part ctx; then
-	if load "staging" memory_backed=1 gb=1 $STAGING; then
-		LOAD_IOS=1
-		cp=0 cc=0
-		job "staging libaio: sequential writes, batches of 16, verify" write libaio
-		cp=$((cp + J_P)) cc=$((cc + J_C))
-		single "staging libaio: sequential writes, one per submission, verify" write libaio
-		cp=$((cp + J_P)) cc=$((cc + J_C))
-		job "staging io_uring: sequential writes, batches of 16, verify" write io_uring
-		cp=$((cp + J_P)) cc=$((cc + J_C))
-		check "staging: bios merged into requests staged on software queues ($cc; plug merges $cp)" test "$cc" -gt 0
-		unload
-	fi
-fi
-
-# ---- 3: queue/nomerges ----
-if part nomerges; then
-	if load "nomerges=2" memory_backed=1 gb=1 $STAGING; then
-		LOAD_IOS=1
-		echo 2 > $Q/nomerges
-		check "nomerges=2: queue/nomerges reads 2" test "$(cat $Q/nomerges)" = 2
-		job "nomerges=2 libaio: sequential writes, batches of 16, verify" write libaio
-		np=$J_P nc=$J_C
-		single "nomerges=2 libaio: sequential writes, one per submission, verify" write libaio
-		np=$((np + J_P)) nc=$((nc + J_C))
-		job "nomerges=2 io_uring: random writes, batches of 16, verify" randwrite io_uring
-		np=$((np + J_P)) nc=$((nc + J_C))
-		check "nomerges=2: no merges (plug $np, ctx $nc, mq/*/cpu*/merged $(ctx_merged_sum), diskstats $(( $(dmerges) - L_D )))" \
-			test "$np" -eq 0 -a "$nc" -eq 0 -a "$(ctx_merged_sum)" -eq 0 -a "$(dmerges)" -eq "$L_D"
-		unload
-	fi
-	if load "nomerges=1" memory_backed=1 gb=1 $STAGING; then
-		LOAD_IOS=1
-		echo 1 > $Q/nomerges
-		check "nomerges=1: queue/nomerges reads 1" test "$(cat $Q/nomerges)" = 1
-		job "nomerges=1 libaio: sequential writes, batches of 16, verify" write libaio
-		single "nomerges=1 libaio: sequential writes, one per submission, verify" write libaio
-		job "nomerges=1 io_uring: random writes, batches of 16, verify" randwrite io_uring
-		unload
-	fi
-	if load "nomerges toggled" memory_backed=1 gb=1 $STAGING; then
-		LOAD_IOS=1
-		rm -f $T/toggle.stop $T/toggle.res
-		( n=0 bad=0
-		  while [ ! -e $T/toggle.stop ]; do
-			for v in 0 1 2; do
-				echo $v > $Q/nomerges 2>/dev/null || bad=$((bad + 1))
-				n=$((n + 1)); sleep 0.2
-			done
-		  done
-		  echo "$n $bad" > $T/toggle.res ) &
-		tpid=$!
-		job "nomerges toggled 0/1/2 every 0.2 s: libaio sequential writes, batches of 16, verify" write libaio --loops=2
-		single "nomerges toggled: libaio sequential writes, one per submission, verify" write libaio
-		job "nomerges toggled: io_uring random writes, batches of 16, verify" randwrite io_uring
-		touch $T/toggle.stop; wait $tpid
-		read -r tn tbad < $T/toggle.res
-		check "nomerges toggled $tn times during the verify jobs, every write accepted ($tbad refused)" \
-			test "$tn" -ge 6 -a "$tbad" -eq 0
-		dmesg_clean "nomerges toggled under IO: no kernel reports"
-		echo 0 > $Q/nomerges
-		unload
-	fi
-fi
-
-# ---- 4: max_sectors and queue/max_sectors_kb ----
-if part limits; then
-	if load "limits default" memory_backed=1 gb=1 irqmode=1 submit_queues="$CPUS"; then
-		echo "#   max_sectors_kb $(cat $Q/max_sectors_kb), max_hw_sectors_kb $(cat $Q/max_hw_sectors_kb), max_segments $(cat $Q/max_segments), max_discard_segments $(cat $Q/max_discard_segments), discard_max_bytes $(cat $Q/discard_max_bytes)"
-		check "default queue/max_sectors_kb is 1280 (not 127): $(cat $Q/max_sectors_kb)" test "$(cat $Q/max_sectors_kb)" = 1280
-		check "memory-backed: queue/max_discard_segments > 1 ($(cat $Q/max_discard_segments))" \
-			test "$(cat $Q/max_discard_segments)" -gt 1
-		job "2 MiB sequential writes (each split at max_sectors), verify" write libaio --bsrange=2m-2m --iodepth=8 \
-			--iodepth_batch_submit=4 --iodepth_batch_complete_min=4
-		job "random writes 4k-2m, io_uring, verify" randwrite io_uring --bsrange=4k-2m --iodepth=8 \
-			--iodepth_batch_submit=4 --iodepth_batch_complete_min=4
-		unload
-	fi
-	if load "max_sectors=256" memory_backed=1 gb=1 irqmode=1 submit_queues="$CPUS" max_sectors=256; then
-		check "max_sectors=256: queue/max_hw_sectors_kb is 128 ($(cat $Q/max_hw_sectors_kb))" test "$(cat $Q/max_hw_sectors_kb)" = 128
-		check "max_sectors=256: queue/max_sectors_kb is 128 ($(cat $Q/max_sectors_kb))" test "$(cat $Q/max_sectors_kb)" = 128
-		check "max_sectors_kb above max_hw_sectors_kb is refused" sh -c "! echo 256 > $Q/max_sectors_kb 2>/dev/null"
-		echo 32 > $Q/max_sectors_kb
-		check "queue/max_sectors_kb takes 32" test "$(cat $Q/max_sectors_kb)" = 32
-		job "max_sectors_kb=32: 1 MiB sequential writes, batches of 16, verify" write libaio --bsrange=1m-1m
-		job "max_sectors_kb=32: random writes 4k-1m, io_uring, verify" randwrite io_uring --bsrange=4k-1m
-		unload
-	fi
-fi
-
-# ---- 5: discard: many non-contiguous 4k ranges ----
-cat > $T/helper.py <<'PY'
-import fcntl, hashlib, os, random, struct, sys
+# ---- python helper: discards, checksums ----
+IFS= read -r -d '' HELPER <<'PY'
+import fcntl, hashlib, mmap, os, random, struct, sys
 
 BLKDISCARD = 0x1277
-def procs(n, work):  # run work(i) in n processes; fails when one of them does
+def procs(n, work):  # work(i) in n processes at once; false when one of them failed
     pids = []
     for i in range(n):
         pid = os.fork()
@@ -251,31 +289,43 @@ def procs(n, work):  # run work(i) in n processes; fails when one of them does
         pids.append(pid)
     return all(os.waitpid(p, 0)[1] == 0 for p in pids)
 
+def every_other(ranges):  # the 4k blocks discarded: every other one of each START:LEN range
+    return {off for a in ranges for s, l in [map(int, a.split(":"))] for off in range(s, s + l, 8192)}
+
 cmd = sys.argv[1]
-if cmd == "discard":  # DEV START LEN NPROC: discard every other 4k block of [START, START+LEN)
-    dev, start, length, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-    blocks = list(range(start, start + length, 8192))
+if cmd == "discard":  # DEV PATTERN NPROC START:LEN (discard) START:LEN... (also expected zero)
+    # discards every other 4k block of the first range by BLKDISCARD, from NPROC processes,
+    # then reads the device back: those blocks and every other one of the other ranges are
+    # zero, the rest is the pattern
+    dev, pat, n, ranges = sys.argv[2], open(sys.argv[3], "rb").read(), int(sys.argv[4]), sys.argv[5:]
+    blocks = sorted(every_other(ranges[:1]))
     def work(i):
         fd = os.open(dev, os.O_RDWR)
         for off in blocks[i::n]:
             fcntl.ioctl(fd, BLKDISCARD, struct.pack("QQ", off, 4096))
         os.close(fd)
-    sys.exit(0 if procs(n, work) else 1)
-elif cmd == "cmpdisc":  # PATTERN BACK START LEN: discarded blocks zero, all else the pattern
-    pat, back = open(sys.argv[2], "rb").read(), open(sys.argv[3], "rb").read()
-    start, length = int(sys.argv[4]), int(sys.argv[5])
+    if not procs(n, work):
+        sys.exit(1)
+    zero = every_other(ranges)
+    fd = os.open(dev, os.O_RDONLY | os.O_DIRECT)
+    buf = mmap.mmap(-1, len(pat))  # page-aligned, as O_DIRECT wants
+    got = os.preadv(fd, [buf], 0)
+    back = bytes(buf[:got])
     bad = 0
     for off in range(0, len(pat), 4096):
-        want = pat[off:off + 4096]
-        if start <= off < start + length and (off - start) % 8192 == 0:
-            want = bytes(4096)
+        want = bytes(4096) if off in zero else pat[off:off + 4096]
         if back[off:off + 4096] != want:
             if bad < 5:
-                print("#   block at %d: %s" % (off, "not zero" if want == bytes(4096) else "differs from the pattern"))
+                print("#   block at %d: %s" % (off, "not zero" if off in zero else "not the pattern"))
             bad += 1
-    print("#   %d of %d blocks wrong" % (bad, len(pat) // 4096))
+    print("#   %d discarded, %d of %d blocks wrong" % (len(blocks), bad, len(pat) // 4096))
     sys.exit(1 if bad or len(back) != len(pat) else 0)
-elif cmd == "mkfiles":  # DIR N SUMS: N files of varied sizes in 20 directories, some fsynced
+elif cmd == "dmtable":  # DEV SECTOR N: dm-linear table of N 4k targets on every other 4k block from SECTOR
+    dev, sector, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    with open(sys.argv[5], "w") as f:
+        for i in range(n):
+            f.write("%d 8 linear %s %d\n" % (i * 8, dev, sector + i * 16))
+elif cmd == "mkfiles":  # DIR N SUMS: N files of varied sizes in 20 directories, every 25th fsynced
     top, n, sums = sys.argv[2], int(sys.argv[3]), sys.argv[4]
     rnd = random.Random(8)
     with open(sums, "w") as out:
@@ -288,105 +338,123 @@ elif cmd == "mkfiles":  # DIR N SUMS: N files of varied sizes in 20 directories,
             with open(p, "wb") as f:
                 f.write(data)
                 if i % 25 == 0:
-                    f.flush(); os.fsync(f.fileno())
+                    f.flush()
+                    os.fsync(f.fileno())
             out.write("%s  %s\n" % (hashlib.sha256(data).hexdigest(), p))
-elif cmd == "verify":  # SUMS: every file listed has its checksum
+elif cmd in ("verify", "verify-rm"):  # SUMS [KEPT NPROC]: checksums; verify-rm then deletes every
+    # other file from NPROC processes at once and lists the others in KEPT
+    lines = open(sys.argv[2]).read().splitlines()
     bad = 0
-    for line in open(sys.argv[2]):
-        h, p = line.rstrip("\n").split("  ", 1)
+    for line in lines:
+        h, p = line.split("  ", 1)
         try:
             ok = hashlib.sha256(open(p, "rb").read()).hexdigest() == h
-        except OSError as e:
+        except OSError:
             ok = False
         if not ok:
             if bad < 5:
                 print("#   %s: wrong or unreadable" % p)
             bad += 1
-    print("#   %d files checked, %d wrong" % (sum(1 for _ in open(sys.argv[2])), bad))
+    print("#   %d files checked, %d wrong" % (len(lines), bad))
+    if cmd == "verify-rm" and not bad:
+        n = int(sys.argv[4])
+        gone = lines[0::2]
+        open(sys.argv[3], "w").write("".join(l + "\n" for l in lines[1::2]))
+        def work(i):
+            for l in gone[i::n]:
+                os.unlink(l.split("  ", 1)[1])
+        bad = 0 if procs(n, work) else 1
+        print("#   %d files deleted by %d processes" % (len(gone), n))
     sys.exit(1 if bad else 0)
-elif cmd == "rm":  # SUMS KEPT NPROC: delete every other file from NPROC processes at once
-    lines = open(sys.argv[2]).read().splitlines()
-    n = int(sys.argv[4])
-    gone = lines[0::2]
-    open(sys.argv[3], "w").write("".join(l + "\n" for l in lines[1::2]))
-    def work(i):
-        for l in gone[i::n]:
-            os.unlink(l.split("  ", 1)[1])
-    sys.exit(0 if procs(n, work) else 1)
 PY
+helper() { python3 -c "$HELPER" "$@"; }
 
-DISC_RAN=0 DISC_M=0 # discards merged, summed over the discard and ext4 loads
+# ---- discard ----
+# From user space, Linux 6.1 sends one discard range per BLKDISCARD ioctl (or fallocate), under
+# the disk's invalidate lock, in a plug of its own: neither fio's trims (synchronous ioctls) nor
+# concurrent processes put two discards of one disk in flight together. Device-mapper does: one
+# discard of a dm-linear device whose targets are scattered becomes one discard bio per target
+# on cxmq0, all in the discarding task's plug, where they merge into multi-range requests.
 if part discard; then
-	if load "discard" memory_backed=1 gb=1 $STAGING; then
-		DISC_RAN=1 d0=$(dstat 16)
+	if mkdev disc; then
+		d=${DISK[disc]}
 		dd if=/dev/urandom of=$T/pattern bs=1M count=8 status=none
-		dd if=$T/pattern of=$DEV bs=1M oflag=direct status=none
-		check "discard: 8 MiB pattern written (2048 pages: $(stat_value pages))" test "$(stat_value pages)" -eq 2048
-		check "discard: 512 non-contiguous 4k discards from 4 processes" \
-			python3 $T/helper.py discard $DEV 1048576 4194304 4
-		check "discard: 512 pages freed (2048 -> $(stat_value pages))" test "$(stat_value pages)" -eq 1536
-		dd if=$DEV of=$T/back bs=1M count=8 iflag=direct status=none
-		check "discard: discarded blocks read back zero, the others the pattern" \
-			python3 $T/helper.py cmpdisc $T/pattern $T/back 1048576 4194304
-		DISC_M=$((DISC_M + $(dstat 16) - d0))
-		echo "#   discards merged by the raw discards: $(( $(dstat 16) - d0 )) (BLKDISCARD ioctls are synchronous and serialized)"
-		unload
+		dd if=$T/pattern of=/dev/$d bs=1M oflag=direct status=none
+		stats $d
+		check "discard: 8 MiB pattern written ($PAGES pages)" test "$PAGES" -eq 2048
+		zero=
+		grep -qw device-mapper /proc/misc || modprobe -d "$CXMQ_MODROOT" -S "$CXMQ_KABI" dm-mod 2>/dev/null || true
+		if ! grep -qw device-mapper /proc/misc; then
+			pass "discard: one discard scattered by dm-linear into 64 ranges merges # SKIP no device-mapper in this kernel"
+		elif ! command -v dmsetup >/dev/null; then
+			pass "discard: one discard scattered by dm-linear into 64 ranges merges # SKIP no dmsetup (package dmsetup)"
+		else
+			helper dmtable /dev/$d 8192 64 $T/dmtable # 4k targets over cxmq [4 MiB, 4.5 MiB)
+			if check "discard: dm-linear device of 64 scattered 4k targets" \
+				env DM_DISABLE_UDEV=1 dmsetup --noudevsync create cxmq-scatter $T/dmtable; then
+				snap disc; dstat $d; c0=${DS[15]} m0=${DS[16]}
+				check "discard: blkdiscard of the whole dm device" blkdiscard /dev/mapper/cxmq-scatter
+				delta disc
+				check "discard: 64 discard bios on $d merged into multi-range requests (diskstats discards +$((DS[15] - c0)), discards merged +$((DS[16] - m0)), plug merges +$D_P)" \
+					test $((DS[15] - c0)) -eq 64 -a $((DS[16] - m0)) -gt 0 -a $((DS[16] - m0)) -eq "$D_P"
+				check "discard: dmsetup remove" env DM_DISABLE_UDEV=1 dmsetup --noudevsync remove cxmq-scatter
+				zero=4194304:524288
+			fi
+		fi
+		check "discard: 256 non-contiguous 4k discards (BLKDISCARD, 4 processes); discarded blocks read back zero, the others the pattern" \
+			helper discard /dev/$d $T/pattern 4 1048576:2097152 $zero
+		freed=256
+		[ -z "$zero" ] || freed=320
+		stats $d
+		check "discard: their $freed pages were freed (2048 -> $PAGES)" test "$PAGES" -eq $((2048 - freed))
+		rmdevs
+	else
+		fail "configfs device disc"
 	fi
 fi
 
-# ---- 6: ext4: many small files, fsck, checksums; concurrent deletions with -o discard ----
+# ---- ext4 ----
 if part ext4; then
-	have_ext4() { grep -qw ext4 /proc/filesystems; }
-	have_ext4 || modprobe -d "$CXMQ_MODROOT" -S "$CXMQ_KABI" ext4 2>$T/modprobe.err || true
-	if ! have_ext4; then
-		pass "ext4: many small files, fsck, discard # SKIP no ext4 in this kernel ($(head -c 200 $T/modprobe.err))"
-	elif load "ext4" memory_backed=1 gb=1 $STAGING; then
-		M=$T/mnt
+	grep -qw ext4 /proc/filesystems || modprobe -d "$CXMQ_MODROOT" -S "$CXMQ_KABI" ext4 2>$T/modprobe.err || true
+	if ! grep -qw ext4 /proc/filesystems; then
+		pass "ext4: small files, fsck, checksums # SKIP no ext4 in this kernel: $(head -c 200 $T/modprobe.err)"
+	elif mkdev fs; then
+		d=/dev/${DISK[fs]} M=$T/mnt
 		mkdir -p $M
-		check "ext4: mkfs.ext4 (256 MiB)" mkfs.ext4 -q -F $DEV 256M
-		if check "ext4: mount" mount -t ext4 $DEV $M; then
-			check "ext4: $FILES small files of varied sizes, some fsynced" \
-				python3 $T/helper.py mkfiles $M "$FILES" $T/sums
+		fsck_ok() { fsck.ext4 -fn $d > $T/fsck.out 2>&1 || { sed 's/^/#   /' $T/fsck.out | tail -n 20; return 1; }; }
+		check "ext4: mkfs.ext4 (256 MiB of ${DISK[fs]})" mkfs.ext4 -q -F $d 256M
+		if check "ext4: mount" mount -t ext4 $d $M; then
+			check "ext4: $FILES small files of varied sizes, every 25th fsynced" helper mkfiles $M "$FILES" $T/sums
 			check "ext4: umount after writing" umount $M
 		fi
-		fsck_ok() { fsck.ext4 -fn $DEV > $T/fsck.out 2>&1 || { sed 's/^/#   /' $T/fsck.out | tail -n 20; return 1; }; }
 		check "ext4: fsck.ext4 -fn is clean" fsck_ok
-		if check "ext4: mount again" mount -t ext4 $DEV $M; then
-			check "ext4: every file has its checksum" python3 $T/helper.py verify $T/sums
-			check "ext4: umount after reading" umount $M
-		fi
-		# data=writeback: each deletion discards its blocks at once, in the deleting process, so
-		# the discards of 8 processes are in flight together (ordered mode defers them to one worker)
-		if check "ext4: mount -o discard,data=writeback" mount -t ext4 -o discard,data=writeback $DEV $M; then
-			pg0=$(stat_value pages) dd0=$(dstat 16) dc0=$(dstat 15)
-			check "ext4: every other file deleted by 8 processes at once" \
-				python3 $T/helper.py rm $T/sums $T/kept 8
-			sync
-			pg1=$(stat_value pages) dd1=$(dstat 16) dc1=$(dstat 15)
-			DISC_M=$((DISC_M + dd1 - dd0))
-			echo "#   discards merged by the deletions: $((dd1 - dd0))"
-			check "ext4: the deleted files' blocks were discarded ($((dc1 - dc0)) discards, pages $pg0 -> $pg1)" \
-				test "$pg1" -lt "$pg0" -a "$dc1" -gt "$dc0"
+		# data=writeback: a deletion discards the file's blocks at once, in the deleting process
+		# (ordered mode leaves them to a worker, which gives up when the unmount comes first)
+		if check "ext4: mount -o discard,data=writeback" mount -t ext4 -o discard,data=writeback $d $M; then
+			stats ${DISK[fs]}; pg0=$PAGES; dstat ${DISK[fs]}; dc0=${DS[15]}
+			check "ext4: every file has its checksum; every other one deleted by 8 processes at once" \
+				helper verify-rm $T/sums $T/kept 8
 			check "ext4: umount after the deletions" umount $M
+			stats ${DISK[fs]}; dstat ${DISK[fs]}
+			check "ext4: the deleted files' blocks were discarded (+$((DS[15] - dc0)) discards, pages $pg0 -> $PAGES)" \
+				test "$PAGES" -lt "$pg0" -a "${DS[15]}" -gt "$dc0"
 		fi
 		check "ext4: fsck.ext4 -fn is clean after the deletions" fsck_ok
-		if check "ext4: mount after the deletions" mount -t ext4 $DEV $M; then
-			check "ext4: the files kept have their checksums" python3 $T/helper.py verify $T/kept
+		if check "ext4: mount after the deletions" mount -t ext4 $d $M; then
+			check "ext4: the files kept have their checksums" helper verify $T/kept
 			check "ext4: umount at the end" umount $M
 		fi
-		unload
+		dstat ${DISK[fs]}
+		echo "#   ext4: diskstats merged r/w/d ${DS[5]} ${DS[9]} ${DS[16]}"
+		rmdevs
+	else
+		fail "configfs device fs"
 	fi
 fi
-if [ $DISC_RAN = 1 ]; then
-	check "discards were merged: /proc/diskstats discards merged +$DISC_M (raw discards and ext4 deletions)" \
-		test "$DISC_M" -gt 0
-fi
 
-if [ -z "$ONLY" ]; then
-	check "over the whole run: plug merges ($TOT_P) and software-queue merges ($TOT_C)" test "$TOT_P" -gt 0 -a "$TOT_C" -gt 0
-fi
 part end >/dev/null
-echo "# merge: $(( $(date +%s) - T0 )) s in all"
+check "rmmod cxmq" rmmod cxmq
+echo "# merge: $SECONDS s in all"
 dmesg_clean "merge: no kernel reports"
 kmemleak_clean "merge: no kmemleak reports"
 summary
