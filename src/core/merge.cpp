@@ -33,16 +33,22 @@ bool fits(Request &rq, const Bio &b, const cxmq_limits &lim)
 	return true;
 }
 
-MergeResult back_merge(Request &rq, const Bio &b, const cxmq_limits &lim)
+// Links b in after the request's last bio.
+void link_back(Request &rq, const Bio &b)
 {
-	if (!fits(rq, b, lim))
-		return MergeResult::kFailed;
 	cxmq_os_bio_set_next(b.bio, nullptr);
 	cxmq_os_bio_set_next(rq.biotail, b.bio);
 	rq.biotail = b.bio;
 	rq.nr_sectors += b.nr_sectors;
-	rq.nr_segs += b.nr_segs ? b.nr_segs : 1;
 	merge_flags(rq, b);
+}
+
+MergeResult back_merge(Request &rq, const Bio &b, const cxmq_limits &lim)
+{
+	if (!fits(rq, b, lim))
+		return MergeResult::kFailed;
+	link_back(rq, b);
+	rq.nr_segs += b.nr_segs ? b.nr_segs : 1;
 	return MergeResult::kMerged;
 }
 
@@ -68,12 +74,8 @@ MergeResult discard_merge(Request &rq, const Bio &b, const cxmq_limits &lim)
 		rq.rq_flags |= Request::kNoMerge;
 		return MergeResult::kFailed;
 	}
-	cxmq_os_bio_set_next(b.bio, nullptr);
-	cxmq_os_bio_set_next(rq.biotail, b.bio);
-	rq.biotail = b.bio;
-	rq.nr_sectors += b.nr_sectors;
+	link_back(rq, b);
 	rq.nr_segs++;
-	merge_flags(rq, b);
 	return MergeResult::kMerged;
 }
 } // namespace
