@@ -16,7 +16,7 @@
 #   ext4:    mkfs, many small files (some fsynced), fsck -fn clean, checksums after a remount;
 #            every other file deleted with -o discard, fsck and the rest's checksums again.
 # Environment:
-#   CXMQ_MERGE_SIZE   region per fio job (default 8m); CXMQ_MERGE_FILES ext4 files (2000)
+#   CXMQ_MERGE_SIZE   region per fio job, in MiB: Nm (default 8m); CXMQ_MERGE_FILES ext4 files (2000)
 #   CXMQ_MERGE_ONLY   parts to run (default "io discard ext4")
 . "$CXMQ_ROOT/tests/vm/lib.sh"
 CPUS=$CXMQ_CPUS
@@ -145,7 +145,8 @@ sec() {
 		off=$((off + nj * ${SIZE%m}))
 	done
 }
-# runfio LABEL: fio_ok over the sections collected; per device: F_IOS_R F_IOS_W F_JOBS F_BAD
+# runfio LABEL: fio_ok over the sections collected; per device NAME: fio's reads F_R, writes F_W,
+# jobs F_JOBS and failed jobs F_BAD
 declare -A F_R F_W F_JOBS F_BAD
 runfio() {
 	local l re='^#   ([A-Za-z0-9]+)-[0-9]+: error=([0-9]+) read: ([0-9]+) IOs .* write: ([0-9]+) IOs'
@@ -427,7 +428,9 @@ if part ext4; then
 			check "ext4: $FILES small files of varied sizes, every 25th fsynced" helper mkfiles $M "$FILES" $T/sums
 			check "ext4: umount after writing" umount $M
 		fi
+		echo "#   ext4: ${SECONDS} s"
 		check "ext4: fsck.ext4 -fn is clean" fsck_ok
+		echo "#   ext4: ${SECONDS} s"
 		# data=writeback: a deletion discards the file's blocks at once, in the deleting process
 		# (ordered mode leaves them to a worker, which gives up when the unmount comes first)
 		if check "ext4: mount -o discard,data=writeback" mount -t ext4 -o discard,data=writeback $d $M; then
@@ -435,11 +438,13 @@ if part ext4; then
 			check "ext4: every file has its checksum; every other one deleted by 8 processes at once" \
 				helper verify-rm $T/sums $T/kept 8
 			check "ext4: umount after the deletions" umount $M
+			echo "#   ext4: ${SECONDS} s"
 			stats ${DISK[fs]}; dstat ${DISK[fs]}
 			check "ext4: the deleted files' blocks were discarded (+$((DS[15] - dc0)) discards, pages $pg0 -> $PAGES)" \
 				test "$PAGES" -lt "$pg0" -a "${DS[15]}" -gt "$dc0"
 		fi
 		check "ext4: fsck.ext4 -fn is clean after the deletions" fsck_ok
+		echo "#   ext4: ${SECONDS} s"
 		if check "ext4: mount after the deletions" mount -t ext4 $d $M; then
 			check "ext4: the files kept have their checksums" helper verify $T/kept
 			check "ext4: umount at the end" umount $M
