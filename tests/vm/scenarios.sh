@@ -163,7 +163,7 @@ if want 0; then
 	check "mq/$h/queued grew by 500 ($((q1 - q0))), no other queue moved ($((all1 - all0)))" \
 		test $((q1 - q0)) -eq 500 -a $((all1 - all0)) -eq 500
 	check "nothing in flight when idle: active 0" test "$(sum_file /sys/block/cxmq0/mq/*/active)" = 0
-	check "merged is 0 (cxmq does not merge)" test "$(sum_file /sys/block/cxmq0/mq/*/cpu*/merged)" = 0
+	check "merged is 0 (one dd at a time never stages a request to merge into)" test "$(sum_file /sys/block/cxmq0/mq/*/cpu*/merged)" = 0
 
 	# configfs: errors change nothing
 	mkdir $CFS/e
