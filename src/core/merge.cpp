@@ -11,9 +11,14 @@ bool discard_mergeable(const Request &rq, const cxmq_limits &lim)
 	return rq.op == CXMQ_OP_DISCARD && lim.max_discard_segments > 1;
 }
 
-// The request's bios are NOWAIT only while all of them are: a bio that may wait never sees
-// the AGAIN a NOWAIT request can end with.
-void merge_flags(Request &rq, const Bio &b)
+u32 bio_segs(const Bio &b)
+{
+	return b.nr_segs ? b.nr_segs : 1;
+}
+
+// A bio joined the request: one more bio, and the request's bios are NOWAIT only while all of
+// them are (a bio that may wait never sees the AGAIN a NOWAIT request can end with).
+void bio_joined(Request &rq, const Bio &b)
 {
 	if (!(b.flags & CXMQ_BIO_NOWAIT))
 		rq.flags &= ~u32(CXMQ_BIO_NOWAIT);
@@ -24,7 +29,7 @@ void merge_flags(Request &rq, const Bio &b)
 bool fits(Request &rq, const Bio &b, const cxmq_limits &lim)
 {
 	const u64 sectors = u64(rq.nr_sectors) + b.nr_sectors;
-	const u32 segs = b.nr_segs ? b.nr_segs : 1;
+	const u32 segs = bio_segs(b);
 	const u32 max_segs = rq.op == CXMQ_OP_DISCARD ? lim.max_discard_segments : lim.max_segments;
 	if (sectors > max_rq_sectors(lim, rq.op) || u64(rq.nr_segs) + segs > max_segs) {
 		rq.rq_flags |= Request::kNoMerge; // req_set_nomerge
@@ -40,7 +45,7 @@ void link_back(Request &rq, const Bio &b)
 	cxmq_os_bio_set_next(rq.biotail, b.bio);
 	rq.biotail = b.bio;
 	rq.nr_sectors += b.nr_sectors;
-	merge_flags(rq, b);
+	bio_joined(rq, b);
 }
 
 MergeResult back_merge(Request &rq, const Bio &b, const cxmq_limits &lim)
@@ -48,7 +53,7 @@ MergeResult back_merge(Request &rq, const Bio &b, const cxmq_limits &lim)
 	if (!fits(rq, b, lim))
 		return MergeResult::kFailed;
 	link_back(rq, b);
-	rq.nr_segs += b.nr_segs ? b.nr_segs : 1;
+	rq.nr_segs += bio_segs(b);
 	return MergeResult::kMerged;
 }
 
@@ -60,8 +65,8 @@ MergeResult front_merge(Request &rq, const Bio &b, const cxmq_limits &lim)
 	rq.bio = b.bio;
 	rq.sector = b.sector;
 	rq.nr_sectors += b.nr_sectors;
-	rq.nr_segs += b.nr_segs ? b.nr_segs : 1;
-	merge_flags(rq, b);
+	rq.nr_segs += bio_segs(b);
+	bio_joined(rq, b);
 	return MergeResult::kMerged;
 }
 

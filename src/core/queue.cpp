@@ -623,12 +623,10 @@ void Queue::end_request(Request &rq, cxmq_status status)
 	add_relaxed(ctx(rq.ctx_cpu).completed[rq.is_write()], u64(1));
 	rq.bio = rq.biotail = nullptr;
 	h.tags.put(rq.tag, cxmq_os_this_cpu()); // rq may be reused from here on
-	for (void *b = bio; b;) {
-		void *next = b == tail ? nullptr : cxmq_os_bio_next(b);
+	Request::for_each_bio(bio, tail, [&](void *b) {
 		cxmq_os_bio_set_next(b, nullptr);
 		cxmq_os_bio_end(b, status, cookie);
-		b = next;
-	}
+	});
 	if (load_relaxed(h.state) & HwQueue::kRestart) {
 		fetch_and(h.state, ~HwQueue::kRestart);
 		run_hw_queue_async(h, 0);

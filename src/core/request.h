@@ -64,15 +64,17 @@ struct Request {
 		ioprio = b.ioprio;
 		ctx_cpu = static_cast<u16>(cpu);
 	}
-	// Calls fn(bio) for each bio in order; fn may end the bio (the next is read first).
-	template <class F> void for_each_bio(F fn)
+	// Calls fn(bio) for each bio of the chain head..tail in order; fn may end the bio (the
+	// next is read first).
+	template <class F> static void for_each_bio(void *head, void *tail, F fn)
 	{
-		for (void *b = bio; b;) {
-			void *next = b == biotail ? nullptr : cxmq_os_bio_next(b);
+		for (void *b = head; b;) {
+			void *next = b == tail ? nullptr : cxmq_os_bio_next(b);
 			fn(b);
 			b = next;
 		}
 	}
+	template <class F> void for_each_bio(F fn) { for_each_bio(bio, biotail, fn); }
 };
 
 } // namespace cxmq
