@@ -52,14 +52,17 @@ if [ $need_vm = 1 ]; then
 	fi
 fi
 
-# vm_job NAME KERNEL CPUS JOB [ENV...]: a guest job; its ok/not ok lines are the results; a guest
-# that hangs, panics or exits non-zero without a failing line counts as one failure.
+# vm_job NAME KERNEL CPUS JOB [ARG... --] [ENV...]: a guest job; its ok/not ok lines are the
+# results; a guest that hangs, panics or exits non-zero without a failing line counts as one failure.
 vm_job() {
 	local name=$1 kernel=$2 cpus=$3 job=$4; shift 4
-	local out="$RUN_DIR/$name" envs=() e
+	local out="$RUN_DIR/$name" envs=() args=() e
+	if [[ " $* " == *" -- "* ]]; then
+		while [ "$1" != -- ]; do args+=("$1"); shift; done; shift
+	fi
 	for e in "$@"; do envs+=(--env "$e"); done
-	scripts/vm-run.sh --kernel "$kernel" --cpus "$cpus" --timeout "${CXMQ_VM_TIMEOUT:-1200}" \
-		--out "$out" "${envs[@]}" "$job" > "$out.log" 2>&1
+	scripts/vm-run.sh --kernel "$kernel" --cpus "$cpus" --timeout "${CXMQ_VM_TIMEOUT:-1800}" \
+		--out "$out" "${envs[@]}" "$job" "${args[@]}" > "$out.log" 2>&1
 	local rc=$?
 	cat "$out.log"
 	read -r gp gf < <(guest_counts "$out.log")
@@ -92,19 +95,19 @@ if [ $need_vm = 1 ] && [[ " $LAYERS " == *" kunit "* ]]; then
 fi
 
 if [ $need_vm = 1 ] && [[ " $LAYERS " == *" vm "* ]]; then
-	log "layer vm: integration on the test kernel (2 and 4 vCPUs)"
-	vm_job integration-test-kernel "$tkdir" 2 tests/vm/integration.sh "CXMQ_KO_DIR=$tko"
-	vm_job integration-test-kernel-4cpu "$tkdir" 4 tests/vm/integration.sh "CXMQ_KO_DIR=$tko" CXMQ_FIO_RUNTIME=5 CXMQ_SKIP_PARAM_TESTS=1
-	log "layer vm: the multi-queue core under fio verify (each irqmode), discard, tag exhaustion, busy backend; then merging (tests/vm/merge.sh, its parts split over the two boots)"
-	vm_job mq-test-kernel "$tkdir" 2 tests/vm/mq.sh "CXMQ_KO_DIR=$tko" CXMQ_VERIFY_SIZE=8m CXMQ_MERGE_SIZE=4m "CXMQ_MERGE_ONLY=io discard"
-	vm_job mq-test-kernel-4cpu "$tkdir" 4 tests/vm/mq.sh "CXMQ_KO_DIR=$tko" CXMQ_VERIFY_SIZE=4m CXMQ_MERGE_ONLY=ext4 CXMQ_MERGE_FILES=500
+	# Jobs share boots (tests/vm/suite.sh): a debug-kernel boot and its kmemleak scan cost ~2 min.
+	log "layer vm: integration, then the multi-queue core under fio verify (each irqmode), discard, tag exhaustion, busy backend, then merging (tests/vm/merge.sh, its parts split over the two boots); test kernel, 2 and 4 vCPUs"
+	vm_job test-kernel-2cpu "$tkdir" 2 tests/vm/suite.sh integration.sh mq.sh -- "CXMQ_KO_DIR=$tko" \
+		CXMQ_VERIFY_SIZE=8m CXMQ_MERGE_SIZE=4m "CXMQ_MERGE_ONLY=io discard"
+	vm_job test-kernel-4cpu "$tkdir" 4 tests/vm/suite.sh integration.sh mq.sh -- "CXMQ_KO_DIR=$tko" \
+		CXMQ_FIO_RUNTIME=5 CXMQ_SKIP_PARAM_TESTS=1 CXMQ_VERIFY_SIZE=4m CXMQ_MERGE_ONLY=ext4 CXMQ_MERGE_FILES=500
 	log "layer vm: mq/ tree, configfs, runtime queue count, hotplug, lifetimes, leaks (shortened; full: scripts/scenarios.sh)"
 	vm_job scenarios-test-kernel-4cpu "$tkdir" 4 tests/vm/scenarios.sh "CXMQ_KO_DIR=$tko" CXMQ_SCEN_SECONDS=30 CXMQ_SCEN_CYCLES=20
 	log "layer vm: integration on Debian's stock kernel, module built against linux-headers-amd64"
 	if dkdir=$(scripts/fetch-debian-kernel.sh) && dko=$(scripts/build-module.sh "$dkdir" 2>"$RUN_DIR/build-debian.log"); then
 		add "build: cxmq for Debian kernel" 1 0
-		vm_job integration-debian-kernel "$dkdir" 2 tests/vm/integration.sh "CXMQ_KO_DIR=$dko" CXMQ_FIO_RUNTIME=5
-		vm_job mq-debian-kernel-4cpu "$dkdir" 4 tests/vm/mq.sh "CXMQ_KO_DIR=$dko" CXMQ_VERIFY_SIZE=32m CXMQ_MERGE_SIZE=8m
+		vm_job debian-kernel-4cpu "$dkdir" 4 tests/vm/suite.sh integration.sh mq.sh -- "CXMQ_KO_DIR=$dko" \
+			CXMQ_FIO_RUNTIME=5 CXMQ_VERIFY_SIZE=32m CXMQ_MERGE_SIZE=8m
 		vm_job scenarios-debian-kernel-4cpu "$dkdir" 4 tests/vm/scenarios.sh "CXMQ_KO_DIR=$dko" CXMQ_SCEN_SECONDS=20 CXMQ_SCEN_CYCLES=200 CXMQ_SCEN_NULLB=1
 	else
 		cat "$RUN_DIR/build-debian.log" 2>/dev/null; add "build: cxmq for Debian kernel" 0 1

@@ -28,8 +28,11 @@ dmesg_clean() {
 	dmesg_mark
 }
 
+# kmemleak_clean NAME: no unreferenced object since boot (skipped when a suite.sh runs this job:
+# it scans once after all of them)
 kmemleak_clean() {
 	local f=/sys/kernel/debug/kmemleak
+	[ -z "${CXMQ_KMEMLEAK_LATER:-}" ] || return 0
 	if [ ! -e $f ]; then return 0; fi
 	echo scan > $f; sleep 1; echo scan > $f
 	local leaks
