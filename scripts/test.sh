@@ -100,7 +100,8 @@ if [ $need_vm = 1 ] && [[ " $LAYERS " == *" vm "* ]]; then
 	vm_job test-kernel-2cpu "$tkdir" 2 tests/vm/suite.sh integration.sh mq.sh -- "CXMQ_KO_DIR=$tko" \
 		CXMQ_VERIFY_SIZE=8m CXMQ_MERGE_SIZE=4m "CXMQ_MERGE_ONLY=io discard"
 	vm_job test-kernel-4cpu "$tkdir" 4 tests/vm/suite.sh integration.sh mq.sh -- "CXMQ_KO_DIR=$tko" \
-		CXMQ_FIO_RUNTIME=5 CXMQ_SKIP_PARAM_TESTS=1 CXMQ_VERIFY_SIZE=4m CXMQ_MERGE_ONLY=ext4 CXMQ_MERGE_FILES=500
+		CXMQ_FIO_RUNTIME=5 CXMQ_SKIP_PARAM_TESTS=1 CXMQ_VERIFY_SIZE=4m CXMQ_MERGE_ONLY=ext4 CXMQ_MERGE_FILES=500 \
+		CXMQ_SCHED=0
 	log "layer vm: mq/ tree, configfs, runtime queue count, hotplug, lifetimes, leaks (shortened; full: scripts/scenarios.sh)"
 	vm_job scenarios-test-kernel-4cpu "$tkdir" 4 tests/vm/scenarios.sh "CXMQ_KO_DIR=$tko" CXMQ_SCEN_SECONDS=30 CXMQ_SCEN_CYCLES=20
 	log "layer vm: integration on Debian's stock kernel, module built against linux-headers-amd64"

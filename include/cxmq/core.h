@@ -121,7 +121,9 @@ struct cxmq_bio {
 	cxmq_u32 nr_sectors;
 	cxmq_u32 flags;       /* enum cxmq_bio_flags */
 	cxmq_u32 nr_segs;     /* physical segments (pieces of at most max_segment_size); 1 for
-			       * a bio without data */
+			       * a bio without data; 0: not counted, the core asks
+			       * cxmq_os_bio_nr_segs when it tries a merge (a bvec walk saved
+			       * on every bio that never merges) */
 	cxmq_u16 op;          /* enum cxmq_op */
 	cxmq_u16 ioprio;      /* bios merge only with requests of the same priority */
 };
@@ -191,6 +193,38 @@ int cxmq_queue_show_ctx(struct cxmq_queue *q, cxmq_u32 cpu, enum cxmq_ctx_attr a
 /* Formats the queue's counters (per hardware queue, per software queue, backend) into buf as
  * text, never more than size bytes including the NUL; returns the length. */
 int cxmq_queue_format_stats(struct cxmq_queue *q, char *buf, cxmq_size_t size);
+
+/*
+ * ---- IO schedulers: /sys/block/cxmqN/cxmq/ (scheduler, nr_requests, iosched/) ----
+ * The schedulers there are besides none (by index), each with its tunables.
+ */
+#define CXMQ_SCHED_NONE (-1)
+cxmq_u32 cxmq_sched_count(void);
+const char *cxmq_sched_name(cxmq_u32 i);
+cxmq_u32 cxmq_sched_nr_attrs(cxmq_u32 i);
+const char *cxmq_sched_attr_name(cxmq_u32 i, cxmq_u32 attr);
+/* The scheduler user text names ("none": CXMQ_SCHED_NONE; a trailing newline is ignored), or
+ * -CXMQ_EINVAL, logged: "cxmq: scheduler=<text> is invalid: must be none, mq-deadline". */
+int cxmq_sched_lookup(const char *text, cxmq_size_t len);
+/* The queue's scheduler (an index or CXMQ_SCHED_NONE), and `scheduler` as the kernel shows
+ * it: "[none] mq-deadline\n", the active one in brackets. */
+int cxmq_queue_sched(const struct cxmq_queue *q);
+int cxmq_queue_show_sched(const struct cxmq_queue *q, char *buf, cxmq_size_t size);
+/* Switching schedulers and changing nr_requests rebuild every hardware queue's request pool:
+ * the caller has frozen the queue and keeps readers of the hardware queues out (as for
+ * cxmq_queue_update_nr_hw_queues). 0, -CXMQ_ENOMEM, or for nr_requests out of range
+ * (4..hw_queue_depth without a scheduler, 4..2048 with one) -CXMQ_EINVAL, logged; nothing
+ * changes on failure. A switch sets nr_requests to the scheduler's default (twice the smaller
+ * of hw_queue_depth and 128; none: hw_queue_depth). */
+int cxmq_queue_set_sched(struct cxmq_queue *q, int sched);
+cxmq_u32 cxmq_queue_nr_requests(const struct cxmq_queue *q);
+int cxmq_queue_set_nr_requests(struct cxmq_queue *q, cxmq_u32 nr);
+/* iosched/<attr> of scheduler `sched`, if it is still the active one (else -CXMQ_EINVAL):
+ * show returns the length; store parses NUL-terminated text: 0, or -CXMQ_EINVAL logged with
+ * the tunable's name and range, nothing changed. */
+int cxmq_queue_sched_show(struct cxmq_queue *q, int sched, cxmq_u32 attr, char *buf,
+			  cxmq_size_t size);
+int cxmq_queue_sched_store(struct cxmq_queue *q, int sched, cxmq_u32 attr, const char *text);
 
 #ifdef __cplusplus
 }

@@ -74,6 +74,8 @@ void *cxmq_os_zalloc_nowait(cxmq_size_t size, int node);
 void cxmq_os_free(const void *p);
 /* Sleeps for about ms milliseconds (process context). */
 void cxmq_os_msleep(cxmq_u32 ms);
+/* Monotonic time in nanoseconds (ktime_get_ns): schedulers' deadlines and latencies. */
+cxmq_u64 cxmq_os_now_ns(void);
 
 /* ---- CPUs ---- */
 cxmq_u32 cxmq_os_nr_cpu_ids(void);          /* one past the highest possible CPU number */
@@ -185,6 +187,9 @@ void *cxmq_os_bio_next(void *bio);
 void cxmq_os_bio_set_next(void *bio, void *next);
 cxmq_u64 cxmq_os_bio_sector(void *bio);
 cxmq_u32 cxmq_os_bio_sectors(void *bio);
+/* Physical segments of a bio, as a request counts them against queue/max_segments (1 for a bio
+ * without data). The core asks only for a bio it tries to merge (cxmq_bio.nr_segs 0). */
+cxmq_u32 cxmq_os_bio_nr_segs(void *bio);
 /* A bio submitted with `cookie` was merged into a request made for a bio submitted with
  * rq_cookie: it counts in /proc/diskstats' merge columns when accounted (CXMQ_ACCT_COOKIE), and
  * it will end with rq_cookie: the time it spends is counted from its request's start, which

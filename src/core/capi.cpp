@@ -120,21 +120,28 @@ int cxmq_queue_format_stats(struct cxmq_queue *q, char *buf, cxmq_size_t size)
 			      load_relaxed(x.nr_pending));
 		}
 	}
-	u64 reqs = 0, plug = 0, merged = 0, unplugs = 0, unplugged = 0, sizes[kUnplugBuckets] = {};
+	u64 reqs = 0, plug = 0, merged = 0, sched = 0, unplugs = 0, unplugged = 0;
+	u64 sizes[kUnplugBuckets] = {};
 	for (u32 cpu = 0; cpu < qu.nr_cpus(); cpu++) {
 		SwQueue &x = qu.ctx(cpu);
 		reqs += load_relaxed(x.dispatched[0]) + load_relaxed(x.dispatched[1]);
 		plug += load_relaxed(x.plug_merged);
 		merged += load_relaxed(x.merged);
+		sched += load_relaxed(x.sched_merged);
 		unplugs += load_relaxed(x.unplugs);
 		unplugged += load_relaxed(x.unplugged);
 		for (u32 b = 0; b < kUnplugBuckets; b++)
 			sizes[b] += load_relaxed(x.unplug_sizes[b]);
 	}
 	o.put("merge: bios=%llu requests=%llu plug_merges=%llu ctx_merges=%llu unplugs=%llu "
-	      "unplug_requests=%llu\n",
-	      ull(reqs + plug + merged), ull(reqs), ull(plug), ull(merged), ull(unplugs),
-	      ull(unplugged));
+	      "unplug_requests=%llu sched_merges=%llu\n",
+	      ull(reqs + plug + merged + sched), ull(reqs), ull(plug), ull(merged), ull(unplugs),
+	      ull(unplugged), ull(sched));
+	o.put("sched: %s nr_requests=%u", qu.elevator_type() ? qu.elevator_type()->name : "none",
+	      qu.nr_requests());
+	for (u32 i = 0; i < qu.nr_hw_queues(); i++)
+		o.put(" hctx%u_inflight=%u", i, load_relaxed(qu.hctx(i).sched_inflight));
+	o.put("\n");
 	o.put("unplug_batches: 1=%llu 2-3=%llu 4-7=%llu 8-15=%llu 16-31=%llu 32=%llu\n",
 	      ull(sizes[0]), ull(sizes[1]), ull(sizes[2]), ull(sizes[3]), ull(sizes[4]),
 	      ull(sizes[5]));
@@ -142,6 +149,107 @@ int cxmq_queue_format_stats(struct cxmq_queue *q, char *buf, cxmq_size_t size)
 	o.put("backend: busy_answers=%llu pages=%llu\n", ull(nb.busy_answers()),
 	      ull(nb.store() ? nb.store()->nr_pages() : 0));
 	return o.result();
+}
+
+// ---- IO schedulers ----
+
+cxmq_u32 cxmq_sched_count(void)
+{
+	return kNrElevatorTypes;
+}
+
+const char *cxmq_sched_name(cxmq_u32 i)
+{
+	return i < kNrElevatorTypes ? kElevatorTypes[i]->name : nullptr;
+}
+
+cxmq_u32 cxmq_sched_nr_attrs(cxmq_u32 i)
+{
+	return i < kNrElevatorTypes ? kElevatorTypes[i]->nr_attrs : 0;
+}
+
+const char *cxmq_sched_attr_name(cxmq_u32 i, cxmq_u32 attr)
+{
+	if (i >= kNrElevatorTypes || attr >= kElevatorTypes[i]->nr_attrs)
+		return nullptr;
+	return kElevatorTypes[i]->attrs[attr].name;
+}
+
+static int sched_index(const ElevatorType *t)
+{
+	for (u32 i = 0; i < kNrElevatorTypes; i++)
+		if (kElevatorTypes[i] == t)
+			return int(i);
+	return CXMQ_SCHED_NONE;
+}
+
+int cxmq_sched_lookup(const char *text, cxmq_size_t len)
+{
+	const ElevatorType *t;
+	if (elevator_lookup(text, len, &t))
+		return sched_index(t);
+	char names[128];
+	TextOut n(names, sizeof(names));
+	n.put("none");
+	for (u32 i = 0; i < kNrElevatorTypes; i++)
+		n.put(", %s", kElevatorTypes[i]->name);
+	if (len && text[len - 1] == '\n')
+		len--;
+	cxmq_os_log(CXMQ_LOG_ERR, "cxmq: scheduler=%.*s is invalid: must be %s\n",
+		    int(min(len, size_t(32))), text, names);
+	return -CXMQ_EINVAL;
+}
+
+int cxmq_queue_sched(const struct cxmq_queue *q)
+{
+	return sched_index(Q(q).elevator_type());
+}
+
+int cxmq_queue_show_sched(const struct cxmq_queue *q, char *buf, cxmq_size_t size)
+{
+	const int cur = cxmq_queue_sched(q);
+	TextOut o(buf, size);
+	o.put(cur == CXMQ_SCHED_NONE ? "[none]" : "none");
+	for (u32 i = 0; i < kNrElevatorTypes; i++)
+		o.put(int(i) == cur ? " [%s]" : " %s", kElevatorTypes[i]->name);
+	o.put("\n");
+	return o.result();
+}
+
+int cxmq_queue_set_sched(struct cxmq_queue *q, int index)
+{
+	if (index != CXMQ_SCHED_NONE && (index < 0 || u32(index) >= kNrElevatorTypes))
+		return -CXMQ_EINVAL;
+	return Q(q).set_elevator(index == CXMQ_SCHED_NONE ? nullptr : kElevatorTypes[index]);
+}
+
+cxmq_u32 cxmq_queue_nr_requests(const struct cxmq_queue *q)
+{
+	return Q(q).nr_requests();
+}
+
+int cxmq_queue_set_nr_requests(struct cxmq_queue *q, cxmq_u32 nr)
+{
+	return Q(q).set_nr_requests(nr);
+}
+
+int cxmq_queue_sched_show(struct cxmq_queue *q, int sched, cxmq_u32 attr, char *buf,
+			  cxmq_size_t size)
+{
+	Queue &qu = Q(q);
+	if (sched == CXMQ_SCHED_NONE || cxmq_queue_sched(q) != sched ||
+	    attr >= qu.elevator_type()->nr_attrs)
+		return -CXMQ_EINVAL;
+	return qu.elevator()->show(attr, buf, size);
+}
+
+int cxmq_queue_sched_store(struct cxmq_queue *q, int sched, cxmq_u32 attr, const char *text)
+{
+	Queue &qu = Q(q);
+	if (sched == CXMQ_SCHED_NONE || cxmq_queue_sched(q) != sched ||
+	    attr >= qu.elevator_type()->nr_attrs)
+		return -CXMQ_EINVAL;
+	return qu.elevator()->store(attr, text);
 }
 
 } // extern "C"

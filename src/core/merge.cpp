@@ -11,9 +11,19 @@ bool discard_mergeable(const Request &rq, const cxmq_limits &lim)
 	return rq.op == CXMQ_OP_DISCARD && lim.max_discard_segments > 1;
 }
 
+// Segments are counted only for bios that meet a merge (cxmq_bio.nr_segs 0: not yet).
 u32 bio_segs(const Bio &b)
 {
-	return b.nr_segs ? b.nr_segs : 1;
+	return b.nr_segs ? b.nr_segs : max(cxmq_os_bio_nr_segs(b.bio), 1u);
+}
+
+// A request's segments (discard: ranges); 0 only while it holds the one bio it was made for,
+// uncounted.
+u32 rq_segs(Request &rq)
+{
+	if (!rq.nr_segs)
+		rq.nr_segs = max(cxmq_os_bio_nr_segs(rq.bio), 1u);
+	return rq.nr_segs;
 }
 
 // A bio joined the request: one more bio, and the request's bios are NOWAIT only while all of
@@ -26,12 +36,12 @@ void bio_joined(Request &rq, const Bio &b)
 }
 
 // ll_back_merge_fn / ll_front_merge_fn: the merged request must fit the disk's limits.
-bool fits(Request &rq, const Bio &b, const cxmq_limits &lim)
+// segs: the bio's.
+bool fits(Request &rq, const Bio &b, u32 segs, const cxmq_limits &lim)
 {
 	const u64 sectors = u64(rq.nr_sectors) + b.nr_sectors;
-	const u32 segs = bio_segs(b);
 	const u32 max_segs = rq.op == CXMQ_OP_DISCARD ? lim.max_discard_segments : lim.max_segments;
-	if (sectors > max_rq_sectors(lim, rq.op) || u64(rq.nr_segs) + segs > max_segs) {
+	if (sectors > max_rq_sectors(lim, rq.op) || u64(rq_segs(rq)) + segs > max_segs) {
 		rq.rq_flags |= Request::kNoMerge; // req_set_nomerge
 		return false;
 	}
@@ -50,22 +60,24 @@ void link_back(Request &rq, const Bio &b)
 
 MergeResult back_merge(Request &rq, const Bio &b, const cxmq_limits &lim)
 {
-	if (!fits(rq, b, lim))
+	const u32 segs = bio_segs(b);
+	if (!fits(rq, b, segs, lim))
 		return MergeResult::kFailed;
 	link_back(rq, b);
-	rq.nr_segs += bio_segs(b);
+	rq.nr_segs += segs;
 	return MergeResult::kMerged;
 }
 
 MergeResult front_merge(Request &rq, const Bio &b, const cxmq_limits &lim)
 {
-	if (!fits(rq, b, lim))
+	const u32 segs = bio_segs(b);
+	if (!fits(rq, b, segs, lim))
 		return MergeResult::kFailed;
 	cxmq_os_bio_set_next(b.bio, rq.bio);
 	rq.bio = b.bio;
 	rq.sector = b.sector;
 	rq.nr_sectors += b.nr_sectors;
-	rq.nr_segs += bio_segs(b);
+	rq.nr_segs += segs;
 	bio_joined(rq, b);
 	return MergeResult::kMerged;
 }
@@ -74,7 +86,7 @@ MergeResult front_merge(Request &rq, const Bio &b, const cxmq_limits &lim)
 // max_discard_sectors in all. The request's sector stays its first range's.
 MergeResult discard_merge(Request &rq, const Bio &b, const cxmq_limits &lim)
 {
-	if (rq.nr_segs >= lim.max_discard_segments ||
+	if (rq_segs(rq) >= lim.max_discard_segments ||
 	    u64(rq.nr_sectors) + b.nr_sectors > lim.max_discard_sectors) {
 		rq.rq_flags |= Request::kNoMerge;
 		return MergeResult::kFailed;

@@ -37,15 +37,24 @@ bool Queue::plug_bio(const Bio &b, bool nowait)
 	if (p->nr && lim.nomerges < 2 && bio_mergeable(b) && plug_merge(*p, b, lim))
 		return true;
 	const u32 cpu = cxmq_os_this_cpu();
-	Request *rq = get_request(hctx_for_cpu(cpu), cpu, b, nowait);
+	HwQueue &h = hctx_for_cpu(cpu);
+	Request *rq = get_request(h, cpu, b, nowait, elv_ ? elv_->shallow_depth(h, b) : 0);
 	if (!rq)
 		return true;
 	// Waiting for a tag sleeps, and a sleep unplugs: look the plug up again.
 	p = current_plug();
 	if (cxmq_unlikely(!p)) {
-		issue(*rq->hctx, *rq);
+		if (elv_) {
+			elv_->prepare_request(*rq);
+			elv_->insert_requests(*rq->hctx, &rq, 1);
+			run_hw_queue(*rq->hctx);
+		} else {
+			issue(*rq->hctx, *rq);
+		}
 		return true;
 	}
+	if (elv_)
+		elv_->prepare_request(*rq);
 	if (p->nr >= Plug::kMaxRequests ||
 	    (p->nr && lim.nomerges < 2 && p->rqs[p->nr - 1]->nr_sectors >= Plug::kFlushSectors))
 		flush_plug(*p, false);
@@ -64,17 +73,53 @@ bool Queue::plug_merge(Plug &p, const Bio &b, const cxmq_limits &lim)
 	return true;
 }
 
-// Sends the plug's requests to their software queues (the one each was made on), in order,
-// one lock hold per software queue, then runs each hardware queue they feed once: now, or from
-// its run work when the task is on its way to sleep.
+// blk_mq_plug_issue_direct: a batch made on one software queue whose hardware queue has nothing
+// waiting (nothing refused, staged or being run) goes straight to the backend, in order, `last`
+// on its final request, without a lock or a list. A busy answer leaves the rest on the dispatch
+// list, as a run would. Returns false when the batch must take the staged path.
+bool Queue::issue_plug_direct(Plug &p)
+{
+	const u32 cpu = p.rqs[0]->ctx_cpu;
+	for (u32 i = 1; i < p.nr; i++)
+		if (p.rqs[i]->ctx_cpu != cpu)
+			return false;
+	HwQueue &h = *p.rqs[0]->hctx; // a software queue's requests are all of one hardware queue
+	if (load_relaxed(h.nr_dispatch) || (load_relaxed(h.state) & HwQueue::kRestart) ||
+	    load_relaxed(ctx(cpu).nr_pending))
+		return false;
+	if (fetch_or(h.state, HwQueue::kRunning) & HwQueue::kRunning)
+		return false;
+	List list;
+	for (u32 i = 0; i < p.nr; i++)
+		list.push_back(&p.rqs[i]->node);
+	add_relaxed(h.direct_issued, u64(p.nr));
+	u32 sent = 0;
+	send_list(h, list, &sent);
+	if (fetch_and(h.state, ~HwQueue::kRunning) & HwQueue::kRerun)
+		run_hw_queue(h);
+	return true;
+}
+
+// Sends the plug's requests on: straight to the backend when they allow it (above), else to
+// their software queues (the one each was made on), in order, one lock hold per software
+// queue, then runs each hardware queue they feed once: now, or from its run work when the
+// task is on its way to sleep (which must not block, and leaves everything to the run work).
 void Queue::flush_plug(Plug &p, bool from_schedule)
 {
 	const u32 n = p.nr;
-	p.nr = 0;
 	SwQueue &me = ctx(cxmq_os_this_cpu());
 	add_relaxed(me.unplugs, u64(1));
 	add_relaxed(me.unplugged, u64(n));
 	add_relaxed(me.unplug_sizes[min(31u - u32(__builtin_clz(n)), kUnplugBuckets - 1)], u64(1));
+	if (elv_) {
+		flush_plug_sched(p, from_schedule);
+		return;
+	}
+	if (!from_schedule && issue_plug_direct(p)) {
+		p.nr = 0;
+		return;
+	}
+	p.nr = 0;
 	bool sent[Plug::kMaxRequests] = {};
 	HwQueue *runs[Plug::kMaxRequests];
 	u32 nr_runs = 0;
@@ -109,6 +154,33 @@ void Queue::flush_plug(Plug &p, bool from_schedule)
 			run_hw_queue_async(*runs[k], 0);
 		else
 			run_hw_queue(*runs[k]);
+	}
+}
+
+// With a scheduler (blk_mq_sched_insert_requests): each hardware queue's requests of the batch go
+// into the scheduler at once, in order, and each hardware queue runs once.
+void Queue::flush_plug_sched(Plug &p, bool from_schedule)
+{
+	const u32 n = p.nr;
+	p.nr = 0;
+	bool sent[Plug::kMaxRequests] = {};
+	Request *batch[Plug::kMaxRequests];
+	for (u32 i = 0; i < n; i++) {
+		if (sent[i])
+			continue;
+		HwQueue *h = p.rqs[i]->hctx;
+		u32 k = 0;
+		for (u32 j = i; j < n; j++) {
+			if (!sent[j] && p.rqs[j]->hctx == h) {
+				batch[k++] = p.rqs[j];
+				sent[j] = true;
+			}
+		}
+		elv_->insert_requests(*h, batch, k);
+		if (from_schedule)
+			run_hw_queue_async(*h, 0);
+		else
+			run_hw_queue(*h);
 	}
 }
 

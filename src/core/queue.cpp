@@ -14,6 +14,13 @@ constexpr u32 kCtxMergeTries = 8;
 constexpr u32 kDefMaxSectors = 2560;
 constexpr u32 kMaxSegments = 128;
 constexpr u32 kMaxDiscardSegments = 256;
+// nr_requests: BLKDEV_MIN_RQ, BLKDEV_DEFAULT_RQ (a scheduler's default is twice the smaller of
+// it and hw_queue_depth, as blk_mq_init_sched sets), MAX_SCHED_RQ.
+constexpr u32 kMinRequests = 4;
+constexpr u32 kDefaultRequests = 128;
+constexpr u32 kMaxSchedRequests = 16 * kDefaultRequests;
+// Requests a run takes from the scheduler before it sends them (one doorbell per batch).
+constexpr u32 kSchedBatch = 32;
 
 u32 dispatch_bucket(u32 n)
 {
@@ -68,9 +75,10 @@ int Queue::init(const cxmq_dev_config &cfg)
 		if (!c->lock.init(cxmq_os_cpu_to_node(cpu)))
 			return -CXMQ_ENOMEM;
 	}
+	nr_requests_ = cfg.hw_queue_depth;
 	map_queues();
 	for (u32 i = 0; i < nr_hw_queues_; i++) {
-		hctxs_[i] = alloc_hctx(i);
+		hctxs_[i] = alloc_hctx(i, nr_requests_, elv_);
 		if (!hctxs_[i])
 			return -CXMQ_ENOMEM;
 	}
@@ -87,8 +95,7 @@ u32 Queue::update_nr_hw_queues(u32 want)
 		cxmq_os_work_cancel_sync(hctxs_[i]->run_work);
 	const u32 old = nr_hw_queues_;
 	for (u32 i = want; i < old; i++) {
-		backend_->exit_hctx(*hctxs_[i]);
-		free_hctx(hctxs_[i]);
+		release_hctx(hctxs_[i], elv_);
 		hctxs_[i] = nullptr;
 	}
 	if (want > old) {
@@ -96,7 +103,7 @@ u32 Queue::update_nr_hw_queues(u32 want)
 		nr_hw_queues_ = want;
 		map_queues();
 		u32 got = old;
-		while (got < want && (hctxs_[got] = alloc_hctx(got)) != nullptr)
+		while (got < want && (hctxs_[got] = alloc_hctx(got, nr_requests_, elv_)) != nullptr)
 			got++;
 		if (got < want)
 			cxmq_os_log(CXMQ_LOG_WARN,
@@ -109,6 +116,102 @@ u32 Queue::update_nr_hw_queues(u32 want)
 	map_queues();
 	assign_ctxs();
 	return nr_hw_queues_;
+}
+
+// ---- the IO scheduler ----
+
+// Every hardware queue gets a new request pool of `depth` requests set up for scheduler `elv`
+// (the backend's and the scheduler's per-queue state with it), and keeps its counters. All or
+// nothing: on failure the old ones stay. The queue is frozen: no request exists, and only the
+// run work scheduled by the last completions may still be pending.
+int Queue::rebuild_hctxs(u32 depth, Elevator *elv)
+{
+	for (u32 i = 0; i < nr_hw_queues_; i++)
+		cxmq_os_work_cancel_sync(hctxs_[i]->run_work);
+	auto **fresh = static_cast<HwQueue **>(
+		cxmq_os_zalloc(sizeof(HwQueue *) * nr_hw_queues_, cfg_.home_node));
+	if (!fresh)
+		return -CXMQ_ENOMEM;
+	u32 got = 0;
+	while (got < nr_hw_queues_ && (fresh[got] = alloc_hctx(got, depth, elv)) != nullptr)
+		got++;
+	if (got < nr_hw_queues_) {
+		for (u32 i = 0; i < got; i++)
+			release_hctx(fresh[i], elv);
+		cxmq_os_free(fresh);
+		return -CXMQ_ENOMEM;
+	}
+	for (u32 i = 0; i < nr_hw_queues_; i++) {
+		HwQueue &o = *hctxs_[i], &n = *fresh[i];
+		n.queued = o.queued;
+		n.run = o.run;
+		for (u32 b = 0; b < kDispatchBuckets; b++)
+			n.dispatched[b] = o.dispatched[b];
+		n.busy_events = o.busy_events;
+		n.direct_issued = o.direct_issued;
+		release_hctx(&o, elv_);
+		hctxs_[i] = &n;
+	}
+	cxmq_os_free(fresh);
+	assign_ctxs();
+	return 0;
+}
+
+u32 Queue::max_nr_requests() const
+{
+	return elv_ ? kMaxSchedRequests : cfg_.hw_queue_depth;
+}
+
+// elevator_switch: the new scheduler, with blk_mq_init_sched's pool (twice the smaller of
+// hw_queue_depth and BLKDEV_DEFAULT_RQ), or none with hw_queue_depth. The current one again
+// changes nothing.
+int Queue::set_elevator(const ElevatorType *type)
+{
+	if (type == elv_type_)
+		return 0;
+	const u32 depth = type ? 2 * min(cfg_.hw_queue_depth, kDefaultRequests) : cfg_.hw_queue_depth;
+	Elevator *e = nullptr;
+	if (type) {
+		int err;
+		e = type->create(*this, &err);
+		if (!e)
+			return err;
+	}
+	int ret = rebuild_hctxs(depth, e);
+	if (ret) {
+		if (e)
+			e->release();
+		return ret;
+	}
+	if (elv_)
+		elv_->release();
+	elv_ = e;
+	elv_type_ = type;
+	nr_requests_ = depth;
+	if (e)
+		e->depth_updated(depth);
+	return 0;
+}
+
+// blk_mq_update_nr_requests: BLKDEV_MIN_RQ up to hw_queue_depth (none: the pool only shrinks)
+// or MAX_SCHED_RQ (a scheduler's pool grows too).
+int Queue::set_nr_requests(u32 nr)
+{
+	const u32 hi = max_nr_requests();
+	if (nr < kMinRequests || nr > hi) {
+		cxmq_os_log(CXMQ_LOG_ERR, "cxmq: nr_requests=%u is invalid: must be %u..%u\n", nr,
+			    kMinRequests, hi);
+		return -CXMQ_EINVAL;
+	}
+	if (nr == nr_requests_)
+		return 0;
+	int ret = rebuild_hctxs(nr, elv_);
+	if (ret)
+		return ret;
+	nr_requests_ = nr;
+	if (elv_)
+		elv_->depth_updated(nr);
+	return 0;
 }
 
 // The default CPU -> hardware queue map of blk-mq (Linux 6.1 blk_mq_map_queues): queues are
@@ -154,7 +257,7 @@ void Queue::assign_ctxs()
 	}
 }
 
-HwQueue *Queue::alloc_hctx(u32 index)
+HwQueue *Queue::alloc_hctx(u32 index, u32 depth, Elevator *elv)
 {
 	int node = cfg_.home_node;
 	u32 nr_ctx = 0;
@@ -171,7 +274,6 @@ HwQueue *Queue::alloc_hctx(u32 index)
 	h->backend = backend_;
 	h->index = index;
 	h->node = node;
-	const u32 depth = cfg_.hw_queue_depth;
 	h->rq_stride = static_cast<u32>(round_up(Request::pdu_offset() + backend_->pdu_size(), kCacheLine));
 	h->rq_mem = static_cast<char *>(cxmq_os_zalloc(size_t(h->rq_stride) * depth, node));
 	h->ctx_cpus = static_cast<u32 *>(cxmq_os_zalloc(sizeof(u32) * nr_cpu_ids_, node));
@@ -190,7 +292,21 @@ HwQueue *Queue::alloc_hctx(u32 index)
 		free_hctx(h);
 		return nullptr;
 	}
+	if (elv && elv->init_hctx(*h)) {
+		backend_->exit_hctx(*h);
+		free_hctx(h);
+		return nullptr;
+	}
 	return h;
+}
+
+// Tears down a hardware queue that alloc_hctx set up (with the same scheduler).
+void Queue::release_hctx(HwQueue *h, Elevator *elv)
+{
+	if (elv)
+		elv->exit_hctx(*h);
+	backend_->exit_hctx(*h);
+	free_hctx(h);
 }
 
 void Queue::free_hctx(HwQueue *h)
@@ -210,11 +326,12 @@ Queue::~Queue()
 		for (u32 i = 0; i < max_hw_queues_; i++) {
 			if (!hctxs_[i])
 				continue;
-			backend_->exit_hctx(*hctxs_[i]);
-			free_hctx(hctxs_[i]);
+			release_hctx(hctxs_[i], elv_);
 		}
 		cxmq_os_free(hctxs_);
 	}
+	if (elv_)
+		elv_->release();
 	if (ctxs_) {
 		for (u32 cpu = 0; cpu < nr_ctxs_constructed_; cpu++)
 			ctxs_[cpu].~SwQueue();
@@ -384,15 +501,15 @@ void Queue::submit(const Bio &b)
 
 // A free request of hardware queue h holding bio b, with its usage reference; nullptr when
 // none is free under NOWAIT (the bio is then ended with AGAIN).
-Request *Queue::get_request(HwQueue &h, u32 cpu, const Bio &b, bool nowait)
+Request *Queue::get_request(HwQueue &h, u32 cpu, const Bio &b, bool nowait, u32 shallow)
 {
-	s32 tag = h.tags.try_get(cpu);
+	s32 tag = h.tags.try_get(cpu, shallow);
 	if (cxmq_unlikely(tag == TagMap::kNoTag)) {
 		if (nowait) {
 			cxmq_os_bio_end(b.bio, CXMQ_STS_AGAIN, b.cookie);
 			return nullptr;
 		}
-		tag = static_cast<s32>(h.tags.get_wait(cpu));
+		tag = static_cast<s32>(h.tags.get_wait(cpu, shallow));
 	}
 	cxmq_os_usage_get(usage_); // the request's, dropped by end_request
 	Request &rq = *h.rq(static_cast<u32>(tag));
@@ -409,12 +526,50 @@ void Queue::submit_rq(const Bio &b, bool nowait)
 {
 	const u32 cpu = cxmq_os_this_cpu();
 	HwQueue &h = hctx_for_cpu(cpu);
+	if (elv_) {
+		submit_sched(h, cpu, b, nowait);
+		return;
+	}
 	SwQueue &c = ctx(cpu);
 	if (load_relaxed(c.nr_pending) && bio_mergeable(b) && ctx_merge(c, b))
 		return;
 	Request *rq = get_request(h, cpu, b, nowait);
 	if (rq)
 		issue(h, *rq);
+}
+
+// With a scheduler: the bio merges into a request it holds, or becomes a request inserted into
+// it, and the hardware queue runs. Flushes and FUA writes bypass it (as blk-mq's flush
+// machinery does), to the dispatch list.
+void Queue::submit_sched(HwQueue &h, u32 cpu, const Bio &b, bool nowait)
+{
+	cxmq_limits lim;
+	limits(&lim);
+	if (lim.nomerges < 2 && bio_mergeable(b)) {
+		u64 rq_cookie;
+		if (elv_->bio_merge(h, b, lim, &rq_cookie)) {
+			add_relaxed(ctx(cpu).sched_merged, u64(1));
+			cxmq_os_bio_merged(b.bio, b.cookie, rq_cookie);
+			return;
+		}
+	}
+	Request *rq = get_request(h, cpu, b, nowait, elv_->shallow_depth(h, b));
+	if (!rq)
+		return;
+	elv_->prepare_request(*rq);
+	if (b.op == CXMQ_OP_FLUSH || (b.flags & (CXMQ_BIO_FUA | CXMQ_BIO_PREFLUSH)))
+		insert_bypass(h, *rq);
+	else
+		elv_->insert_requests(h, &rq, 1);
+	run_hw_queue(h);
+}
+
+// blk_mq_request_bypass_insert: at the end of the dispatch list, past the scheduler.
+void Queue::insert_bypass(HwQueue &h, Request &rq)
+{
+	LockGuard g(h.lock);
+	h.dispatch.push_back(&rq.node);
+	store_relaxed(h.nr_dispatch, h.nr_dispatch + 1);
 }
 
 // Straight to the backend when nothing waits ahead of the request, else staged on its
@@ -561,6 +716,11 @@ bool Queue::dispatch_once(HwQueue &h)
 			return true;
 		}
 	}
+	if (elv_) {
+		const bool busy = dispatch_sched(h, &n);
+		account_dispatch_run(h, n);
+		return busy;
+	}
 	for (u32 i = 0; i < h.nr_ctx; i++) {
 		SwQueue &c = ctx(h.ctx_cpus[i]);
 		if (!load_relaxed(c.nr_pending))
@@ -573,6 +733,36 @@ bool Queue::dispatch_once(HwQueue &h)
 	const bool busy = send_list(h, list, &n);
 	account_dispatch_run(h, n);
 	return busy;
+}
+
+// __blk_mq_do_dispatch_sched: asks the scheduler for up to kSchedBatch requests while fewer than
+// hw_queue_depth of its requests are out, and sends them as one batch. At the depth, the run
+// ends and the next completion runs the queue again (kRestart); after a full batch, the run
+// goes round again (kRerun).
+bool Queue::dispatch_sched(HwQueue &h, u32 *n)
+{
+	List list;
+	u32 k = 0;
+	while (k < kSchedBatch) {
+		if (__atomic_load_n(&h.sched_inflight, __ATOMIC_SEQ_CST) >= cfg_.hw_queue_depth) {
+			fetch_or(h.state, HwQueue::kRestart);
+			// Against end_request (its decrement, then its look at kRestart): a completion
+			// that came before the flag was set is seen here.
+			if (__atomic_load_n(&h.sched_inflight, __ATOMIC_SEQ_CST) >= cfg_.hw_queue_depth)
+				break;
+			continue;
+		}
+		Request *rq = elv_->dispatch_request(h);
+		if (!rq)
+			break;
+		rq->rq_flags |= Request::kSched;
+		__atomic_add_fetch(&h.sched_inflight, 1u, __ATOMIC_SEQ_CST);
+		list.push_back(&rq->node);
+		k++;
+	}
+	if (k == kSchedBatch && elv_->has_work(h))
+		fetch_or(h.state, HwQueue::kRerun);
+	return send_list(h, list, n);
 }
 
 // Hands the list to the backend in order, `last` on its final request. Returns true when the
@@ -607,6 +797,17 @@ bool Queue::send_list(HwQueue &h, List &list, u32 *n)
 	return false;
 }
 
+// The scheduler hears of every request it prepared as it completes (finish_request); one it
+// gave out no longer counts against hw_queue_depth.
+void Queue::finish_sched(HwQueue &h, Request &rq)
+{
+	if (rq.rq_flags & Request::kSched)
+		elv_->completed_request(rq, elv_type_->wants_latency ? cxmq_os_now_ns() : 0);
+	elv_->finish_request(rq);
+	if (rq.rq_flags & Request::kSched)
+		__atomic_sub_fetch(&h.sched_inflight, 1u, __ATOMIC_SEQ_CST);
+}
+
 void Queue::account_dispatch_run(HwQueue &h, u32 n)
 {
 	add_relaxed(h.dispatched[dispatch_bucket(n)], u64(1));
@@ -621,13 +822,16 @@ void Queue::end_request(Request &rq, cxmq_status status)
 	void *bio = rq.bio, *tail = rq.biotail;
 	const u64 cookie = rq.cookie;
 	add_relaxed(ctx(rq.ctx_cpu).completed[rq.is_write()], u64(1));
+	if (elv_)
+		finish_sched(h, rq);
 	rq.bio = rq.biotail = nullptr;
 	h.tags.put(rq.tag, cxmq_os_this_cpu()); // rq may be reused from here on
 	Request::for_each_bio(bio, tail, [&](void *b) {
 		cxmq_os_bio_set_next(b, nullptr);
 		cxmq_os_bio_end(b, status, cookie);
 	});
-	if (load_relaxed(h.state) & HwQueue::kRestart) {
+	// Sequentially consistent: against dispatch_sched's setting kRestart at the depth.
+	if (__atomic_load_n(&h.state, __ATOMIC_SEQ_CST) & HwQueue::kRestart) {
 		fetch_and(h.state, ~HwQueue::kRestart);
 		run_hw_queue_async(h, 0);
 	}

@@ -7,6 +7,7 @@
 #include "backend.h"
 #include "cxmq/core.h"
 #include "merge.h"
+#include "elevator.h"
 #include "tags.h"
 
 namespace cxmq {
@@ -28,6 +29,7 @@ struct alignas(kCacheLine) SwQueue {
 	u64 dispatched[2] = {};
 	u64 completed[2] = {};
 	u64 merged = 0;       // bios merged into requests staged here
+	u64 sched_merged = 0; // bios submitted here merged by the scheduler
 	u64 plug_merged = 0;  // bios merged into plugged requests by submitters on this CPU
 	u64 unplugs = 0;      // plug batches sent from this CPU
 	u64 unplugged = 0;    // requests in those batches
@@ -75,6 +77,8 @@ struct alignas(kCacheLine) HwQueue {
 	u32 nr_ctx = 0;               // order (room for every CPU: a remap never reallocates)
 	cxmq_os_work *run_work = nullptr; // deferred runs
 	void *driver_data = nullptr;  // the backend's
+	void *sched_data = nullptr;   // the scheduler's
+	u32 sched_inflight = 0;       // atomic: requests the scheduler gave out, not yet complete
 
 	// Statistics (mq/<n>/).
 	u64 queued = 0;               // requests that entered this hardware queue
@@ -84,6 +88,8 @@ struct alignas(kCacheLine) HwQueue {
 	u64 direct_issued = 0;        // requests issued without touching a software queue
 
 	Request *rq(u32 tag) { return reinterpret_cast<Request *>(rq_mem + size_t(tag) * rq_stride); }
+	// The request pool: hw_queue_depth without a scheduler (or less: nr_requests), else the
+	// scheduler's nr_requests.
 	u32 depth() const { return tags.depth(); }
 };
 
@@ -122,6 +128,19 @@ public:
 	// Runs a hardware queue from a worker, after delay_us.
 	void run_hw_queue_async(HwQueue &hctx, u32 delay_us);
 
+	// The IO scheduler (elevator.h), nullptr for none. Switching and nr_requests: the caller has
+	// frozen the queue and keeps readers of the hardware queues out (as for
+	// update_nr_hw_queues). They rebuild every hardware queue's request pool; on failure
+	// (-CXMQ_ENOMEM, or -CXMQ_EINVAL for a depth out of range, logged) nothing changed.
+	int set_elevator(const ElevatorType *type);
+	int set_nr_requests(u32 nr);
+	Elevator *elevator() const { return elv_; }
+	const ElevatorType *elevator_type() const { return elv_type_; }
+	u32 nr_requests() const { return nr_requests_; }
+	// The bounds of nr_requests now: BLKDEV_MIN_RQ .. hw_queue_depth without a scheduler,
+	// MAX_SCHED_RQ with one.
+	u32 max_nr_requests() const;
+
 	void freeze();
 	void unfreeze();
 	bool frozen() const { return load_relaxed(freeze_depth_) > 0; }
@@ -138,14 +157,18 @@ public:
 
 private:
 	int init(const cxmq_dev_config &cfg);
-	HwQueue *alloc_hctx(u32 index);
+	HwQueue *alloc_hctx(u32 index, u32 depth, Elevator *elv);
 	void free_hctx(HwQueue *h);
+	void release_hctx(HwQueue *h, Elevator *elv);
+	int rebuild_hctxs(u32 depth, Elevator *elv);
 	void map_queues();
 	void assign_ctxs();
 	bool enter(bool nowait, bool *dying);
 	void exit() { cxmq_os_usage_put(usage_); }
 	void submit_rq(const Bio &b, bool nowait);
-	Request *get_request(HwQueue &h, u32 cpu, const Bio &b, bool nowait);
+	void submit_sched(HwQueue &h, u32 cpu, const Bio &b, bool nowait);
+	void insert_bypass(HwQueue &h, Request &rq);
+	Request *get_request(HwQueue &h, u32 cpu, const Bio &b, bool nowait, u32 shallow = 0);
 	bool ctx_merge(SwQueue &c, const Bio &b);
 	void issue(HwQueue &hctx, Request &rq);
 	bool issue_direct(HwQueue &hctx, Request &rq);
@@ -155,8 +178,12 @@ private:
 	bool plug_bio(const Bio &b, bool nowait);
 	bool plug_merge(Plug &p, const Bio &b, const cxmq_limits &lim);
 	void flush_plug(Plug &p, bool from_schedule);
+	bool issue_plug_direct(Plug &p);
+	void flush_plug_sched(Plug &p, bool from_schedule);
 	static void unplug_fn(void *storage, int from_schedule);
 	bool dispatch_once(HwQueue &hctx);
+	bool dispatch_sched(HwQueue &hctx, u32 *n);
+	void finish_sched(HwQueue &hctx, Request &rq);
 	bool send_list(HwQueue &hctx, List &list, u32 *n);
 	void account_dispatch_run(HwQueue &hctx, u32 n);
 	static void usage_zero(void *arg);
@@ -164,6 +191,9 @@ private:
 
 	cxmq_dev_config cfg_{};
 	Backend *backend_ = nullptr;
+	Elevator *elv_ = nullptr;
+	const ElevatorType *elv_type_ = nullptr;
+	u32 nr_requests_ = 0;         // every hardware queue's pool depth
 	void *host_ = nullptr;        // for cxmq_os_queue_limits
 	u32 nr_cpu_ids_ = 0;
 	u32 nr_hw_queues_ = 0;

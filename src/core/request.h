@@ -6,6 +6,7 @@
 #pragma once
 
 #include "cxmq/core.h"
+#include "sort_tree.h"
 #include "util.h"
 
 namespace cxmq {
@@ -16,6 +17,7 @@ using Bio = cxmq_bio;
 struct Request {
 	enum : u32 {
 		kNoMerge = 1u << 0, // a merge failed on a limit: never try this one again (REQ_NOMERGE)
+		kSched = 1u << 1,   // the scheduler gave it out: it counts against hw_queue_depth
 	};
 
 	ListNode node;       // on a software queue's rq_list, a plug, or a hardware queue's dispatch list
@@ -28,7 +30,7 @@ struct Request {
 	u32 flags;           // cxmq_bio_flags: NOWAIT only while every bio is NOWAIT
 	u32 rq_flags;        // kNoMerge
 	u32 nr_bios;
-	u32 nr_segs;         // physical segments (discard: ranges)
+	u32 nr_segs;         // physical segments (discard: ranges); 0: not counted yet (merge.cpp)
 	u16 op;              // cxmq_op
 	u16 ioprio;
 	u16 ctx_cpu;         // software queue it was submitted on (completion accounting)
@@ -36,6 +38,10 @@ struct Request {
 	u32 backend_status;  // backend use: the status a deferred completion ends with
 	ListNode backend_node; // backend use (completion lists)
 	LListNode llnode;      // backend use (lock-free completion lists)
+	// The scheduler's (elevator.h), while it holds the request (`node` is its FIFO link then).
+	SortNode sort_node;    // its sector-sorted tree
+	u64 fifo_time;         // mq-deadline: when it expires (cxmq_os_now_ns)
+	u32 elv_priv;          // the scheduler's flags
 
 	// The backend's payload, sized by Backend::pdu_size() and cache-line aligned.
 	void *pdu() { return reinterpret_cast<char *>(this) + pdu_offset(); }
@@ -58,8 +64,9 @@ struct Request {
 		nr_sectors = b.nr_sectors;
 		flags = b.flags;
 		rq_flags = 0;
+		elv_priv = 0;
 		nr_bios = 1;
-		nr_segs = b.nr_segs ? b.nr_segs : 1;
+		nr_segs = b.nr_segs;
 		op = b.op;
 		ioprio = b.ioprio;
 		ctx_cpu = static_cast<u16>(cpu);

@@ -22,10 +22,13 @@ public:
 	// depth: 1..CXMQ_MAX_QUEUE_DEPTH. Returns 0 or -CXMQ_ENOMEM.
 	int init(u32 depth, int node);
 
-	// A free tag, or kNoTag; never sleeps.
-	s32 try_get(u32 cpu);
-	// A free tag; sleeps until one is freed.
-	u32 get_wait(u32 cpu);
+	// A free tag, or kNoTag; never sleeps. shallow: only the first `shallow` tags of each
+	// bitmap word may be taken (sbitmap's shallow depth: a scheduler's limit for some
+	// requests); 0: any.
+	s32 try_get(u32 cpu, u32 shallow = 0);
+	// A free tag; sleeps until one is freed. Shallow takers wait apart (each freed tag wakes
+	// one of each kind): one that cannot use the tag freed never holds up one that could.
+	u32 get_wait(u32 cpu, u32 shallow = 0);
 	// Frees a tag taken by try_get/get_wait; wakes the oldest waiter, if any.
 	void put(u32 tag, u32 cpu);
 
@@ -44,7 +47,7 @@ private:
 		u32 next;
 	};
 
-	s32 get_from_word(u32 w, u32 start_bit);
+	s32 get_from_word(u32 w, u32 start_bit, u32 shallow);
 
 	Word *words_ = nullptr;
 	Hint *hints_ = nullptr;
@@ -53,6 +56,8 @@ private:
 	u32 nr_words_ = 0;
 	u32 shift_ = 0;
 	cxmq_os_waitq *waitq_ = nullptr;
+	cxmq_os_waitq *shallow_waitq_ = nullptr;
+	bool shallow_waited_ = false; // a shallow taker ever waited: put() checks its queue too
 };
 
 } // namespace cxmq

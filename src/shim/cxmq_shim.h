@@ -40,6 +40,11 @@ struct cxmq_dev {
 
 	struct hlist_node cpuhp_node;
 	bool cpuhp_added;
+
+	/* /sys/block/cxmqN/cxmq/ (queue_sysfs.c); iosched_kobj and q_dying under sysfs_dir_lock */
+	struct kobject *q_kobj;
+	struct kobject *iosched_kobj;
+	bool q_dying;
 };
 
 /* main.c */
@@ -63,6 +68,12 @@ int cxmq_hotplug_init(void);
 void cxmq_hotplug_exit(void);
 int cxmq_hotplug_add(struct cxmq_dev *dev);
 void cxmq_hotplug_remove(struct cxmq_dev *dev);
+
+/* queue_sysfs.c: /sys/block/cxmqN/cxmq/ (scheduler, nr_requests, iosched/) */
+int cxmq_qsys_init(void);                         /* at module init: the iosched/ files */
+void cxmq_qsys_exit(void);
+int cxmq_qsys_register(struct cxmq_dev *dev);     /* after cxmq_mq_register */
+void cxmq_qsys_unregister(struct cxmq_dev *dev);  /* before cxmq_mq_unregister */
 
 /* configfs.c */
 int cxmq_configfs_init(void);

@@ -111,25 +111,6 @@ static LIST_HEAD(cxmq_devices);
 static DEFINE_MUTEX(cxmq_devices_lock);
 static DEFINE_IDA(cxmq_index_ida);
 
-/*
- * Physical segments of a bio as a request counts them against queue/max_segments: each
- * multi-page bvec, in pieces of at most max_segment_size (bvec_split_segs, less the segment
- * boundary, which cxmq's disks leave at the default 4 GiB).
- */
-static u32 cxmq_bio_nr_segs(struct request_queue *q, struct bio *bio)
-{
-	unsigned int seg_size = queue_max_segment_size(q);
-	struct bvec_iter iter;
-	struct bio_vec bv;
-	u32 segs = 0;
-
-	if (!bio_has_data(bio))
-		return 1;
-	bio_for_each_bvec(bv, bio, iter)
-		segs += DIV_ROUND_UP(bv.bv_len, seg_size);
-	return segs ? segs : 1;
-}
-
 static void cxmq_submit_bio(struct bio *bio)
 {
 	struct cxmq_dev *dev = bio->bi_bdev->bd_disk->private_data;
@@ -173,7 +154,7 @@ static void cxmq_submit_bio(struct bio *bio)
 	b.sector = bio->bi_iter.bi_sector;
 	b.nr_sectors = bio_sectors(bio);
 	b.ioprio = bio_prio(bio);
-	b.nr_segs = cxmq_bio_nr_segs(dev->disk->queue, bio);
+	/* b.nr_segs 0: counted (cxmq_os_bio_nr_segs) only if the core tries to merge the bio */
 	cxmq_queue_submit(dev->q, &b);
 }
 
@@ -323,6 +304,14 @@ struct cxmq_dev *cxmq_dev_create(const struct cxmq_dev_config *cfg, int *err)
 		del_gendisk(disk);
 		goto out_put_disk;
 	}
+	ret = cxmq_qsys_register(dev);
+	if (ret) {
+		pr_err("cxmq: %s: cannot create its cxmq/ directory: %d\n", disk->disk_name, ret);
+		cxmq_hotplug_remove(dev);
+		cxmq_mq_unregister(dev);
+		del_gendisk(disk);
+		goto out_put_disk;
+	}
 	cxmq_queue_set_live(dev->q);
 	if (cxmq_debugfs_root) {
 		dev->debugfs = debugfs_create_dir(disk->disk_name, cxmq_debugfs_root);
@@ -353,6 +342,7 @@ void cxmq_dev_destroy(struct cxmq_dev *dev)
 	mutex_unlock(&cxmq_devices_lock);
 	debugfs_remove_recursive(dev->debugfs);
 	cxmq_hotplug_remove(dev);
+	cxmq_qsys_unregister(dev);
 	cxmq_mq_unregister(dev);
 	/* No new bios after del_gendisk; the queue then drains what is in flight. */
 	del_gendisk(dev->disk);
@@ -430,6 +420,7 @@ static void cxmq_cleanup(void)
 	cxmq_hotplug_exit();
 	debugfs_remove_recursive(cxmq_debugfs_root);
 	unregister_blkdev(cxmq_major, "cxmq");
+	cxmq_qsys_exit();
 }
 
 static int __init cxmq_init(void)
@@ -442,9 +433,14 @@ static int __init cxmq_init(void)
 	if (ret)
 		return ret;
 
+	ret = cxmq_qsys_init();
+	if (ret)
+		return ret;
 	cxmq_major = register_blkdev(0, "cxmq");
-	if (cxmq_major < 0)
+	if (cxmq_major < 0) {
+		cxmq_qsys_exit();
 		return cxmq_major;
+	}
 	cxmq_debugfs_root = debugfs_create_dir("cxmq", NULL);
 	if (IS_ERR(cxmq_debugfs_root))
 		cxmq_debugfs_root = NULL;

@@ -126,6 +126,11 @@ void cxmq_os_msleep(cxmq_u32 ms)
 	msleep(ms);
 }
 
+cxmq_u64 cxmq_os_now_ns(void)
+{
+	return ktime_get_ns();
+}
+
 void cxmq_os_free(const void *p)
 {
 	kvfree(p);
@@ -604,6 +609,26 @@ cxmq_u64 cxmq_os_bio_sector(void *bio)
 cxmq_u32 cxmq_os_bio_sectors(void *bio)
 {
 	return bio_sectors((struct bio *)bio);
+}
+
+/*
+ * Physical segments of a bio as a request counts them against queue/max_segments: each
+ * multi-page bvec, in pieces of at most max_segment_size (bvec_split_segs, less the segment
+ * boundary, which cxmq's disks leave at the default 4 GiB).
+ */
+cxmq_u32 cxmq_os_bio_nr_segs(void *p)
+{
+	struct bio *bio = p;
+	unsigned int seg_size = queue_max_segment_size(bdev_get_queue(bio->bi_bdev));
+	struct bvec_iter iter;
+	struct bio_vec bv;
+	u32 segs = 0;
+
+	if (!bio_has_data(bio))
+		return 1;
+	bio_for_each_bvec(bv, bio, iter)
+		segs += DIV_ROUND_UP(bv.bv_len, seg_size);
+	return segs ? segs : 1;
 }
 
 /* blk_account_io_merge_bio: a merged bio counts in the merge columns of /proc/diskstats. */

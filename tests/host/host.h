@@ -37,6 +37,10 @@ enum Context : int { kProcess = 0, kSoftirq = 1, kHardirq = 2 };
 int current_context();
 // Monotonic time in nanoseconds (steady clock), as the host's bios record their end.
 int64_t now_ns();
+// What cxmq_os_now_ns() answers: now_ns(), or in manual mode a simulated clock that starts at
+// start_ns and moves only by advance_clock (schedulers' deadlines under test control).
+void set_clock_manual(bool manual, int64_t start_ns = 1000000000);
+void advance_clock(int64_t ns);
 
 // ---- logs and warnings ----
 struct LogLine {
@@ -84,6 +88,8 @@ struct FakeBio {
 	uint64_t sector = 0;
 	uint32_t nr_sectors = 0;
 	void *next = nullptr;
+	uint32_t nr_segs = 1;                 // what cxmq_os_bio_nr_segs answers
+	std::atomic<int> seg_counts{0};       // ... and how often it was asked
 	std::atomic<int> merges{0};           // cxmq_os_bio_merged calls
 	std::atomic<int> merges_accounted{0}; // ... with an accounted cookie
 };

@@ -197,6 +197,32 @@ TEST_F(MergeRules, MaxSegmentsExactlyAndOneMore)
 	EXPECT_EQ(rq.nr_sectors, 32u);
 }
 
+// The host leaves segments uncounted (nr_segs 0): the core asks for them only when a merge is
+// tried, once per bio, and the limit holds as if they had been counted up front.
+TEST_F(MergeRules, UncountedSegmentsAreCountedOnlyWhenAMergeIsTried)
+{
+	lim.max_segments = 5;
+	auto f = make_bios(4);
+	f[0].nr_segs = 2;
+	f[1].nr_segs = 3;
+	f[2].nr_segs = 1;
+	f[3].nr_segs = 1;
+	Request rq{};
+	make(rq, bio_of(f[0], CXMQ_OP_READ, 0, 8, 0, 0));
+	EXPECT_EQ(rq.nr_segs, 0u);
+	// Not adjacent: nothing counted.
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[3], CXMQ_OP_READ, 500, 8, 0, 0), lim), MergeResult::kNone);
+	EXPECT_EQ(f[0].seg_counts.load() + f[3].seg_counts.load(), 0);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_READ, 8, 24, 0, 0), lim), MergeResult::kMerged);
+	EXPECT_EQ(rq.nr_segs, 5u);
+	EXPECT_EQ(f[0].seg_counts.load(), 1);
+	EXPECT_EQ(f[1].seg_counts.load(), 1);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_READ, 32, 8, 0, 0), lim), MergeResult::kFailed);
+	EXPECT_EQ(f[0].seg_counts.load(), 1); // the request's count is kept
+	EXPECT_EQ(rq.nr_segs, 5u);
+	EXPECT_EQ(rq.nr_sectors, 32u);
+}
+
 TEST_F(MergeRules, DiscardRangesUpToMaxDiscardSegments)
 {
 	lim.max_discard_segments = 3;
@@ -271,7 +297,7 @@ public:
 		{
 			std::lock_guard<std::mutex> g(m_);
 			calls_++;
-			if (mode_ == Mode::kBusy ||
+			if (mode_ == Mode::kBusy || take_left_ == 0 ||
 			    (mode_ == Mode::kRandomBusy && rng_() % 8 == 0)) {
 				busy_++;
 				return CXMQ_STS_RESOURCE;
@@ -280,6 +306,8 @@ public:
 				   chain_of(rq), last, std::this_thread::get_id()};
 			EXPECT_EQ(r.bios.size(), rq.nr_bios);
 			recs_.push_back(r);
+			if (take_left_ > 0)
+				take_left_--;
 			if (mode_ == Mode::kHold) {
 				held_.push_back(&rq);
 				return CXMQ_STS_OK;
@@ -292,6 +320,13 @@ public:
 	{
 		std::lock_guard<std::mutex> g(m_);
 		mode_ = m;
+		take_left_ = -1;
+	}
+	// Takes n more requests, then answers busy until the next set_mode.
+	void busy_after(int n)
+	{
+		std::lock_guard<std::mutex> g(m_);
+		take_left_ = n;
 	}
 	void complete_all()
 	{
@@ -326,6 +361,7 @@ public:
 private:
 	std::mutex m_;
 	Mode mode_;
+	int take_left_ = -1; // busy_after: requests still taken before busy (-1: no limit)
 	std::mt19937 rng_;
 	uint64_t calls_ = 0, busy_ = 0;
 	std::vector<RqRecord> recs_;
@@ -555,7 +591,57 @@ TEST_F(MergeQueue, PlugSendsBatchesOf32WithOneDoorbell)
 	EXPECT_EQ(sizes[5], 3u); // 32, 32, 32
 	EXPECT_EQ(sizes[2], 1u); // and 4
 
-	EXPECT_EQ(q->hctx(0).direct_issued, 0u);
+	// Each batch of one software queue found its hardware queue idle: straight to the
+	// backend (blk_mq_plug_issue_direct), nothing staged.
+	EXPECT_EQ(q->hctx(0).direct_issued, uint64_t(n));
+	EXPECT_EQ(q->hctx(0).run, 0u);
+	finish(q, be);
+}
+
+// A batch whose hardware queue has requests waiting (here: one the backend refused) is staged
+// behind them and sent by a run; a busy answer in the middle of a direct batch leaves the rest
+// on the dispatch list in order, and nothing is lost or reordered.
+TEST_F(MergeQueue, PlugBatchBehindWaitingRequestsIsStaged)
+{
+	ChainBackend be(ChainBackend::Mode::kBusy);
+	Queue *q = staged_queue(be);
+	auto f = make_bios(5);
+	submit_bio(q, f[0], CXMQ_OP_READ, 0, 8); // refused: waits on the dispatch list
+	plug_start();
+	for (int i = 1; i < 5; i++)
+		submit_bio(q, f[i], CXMQ_OP_READ, uint64_t(i) * 64, 8);
+	plug_finish();
+	EXPECT_EQ(q->hctx(0).direct_issued, 1u); // f[0] only
+	EXPECT_EQ(q->ctx(0).nr_pending, 4u);    // behind the refused one
+	be.set_mode(ChainBackend::Mode::kComplete);
+	drain_works();
+	auto recs = be.recs();
+	ASSERT_EQ(recs.size(), 5u);
+	for (int i = 0; i < 5; i++)
+		EXPECT_EQ(recs[size_t(i)].bios[0]->id, uint64_t(i));
+	finish(q, be);
+}
+
+TEST_F(MergeQueue, BusyInsideADirectPlugBatchKeepsTheRestInOrder)
+{
+	ChainBackend be;
+	Queue *q = staged_queue(be);
+	auto f = make_bios(6);
+	plug_start();
+	for (int i = 0; i < 6; i++)
+		submit_bio(q, f[i], CXMQ_OP_READ, uint64_t(i) * 64, 8);
+	be.busy_after(3); // takes three, then answers busy
+	plug_finish();
+	EXPECT_EQ(q->hctx(0).direct_issued, 6u);
+	EXPECT_EQ(q->hctx(0).nr_dispatch, 3u);
+	be.set_mode(ChainBackend::Mode::kComplete);
+	drain_works();
+	auto recs = be.recs();
+	ASSERT_EQ(recs.size(), 6u);
+	for (int i = 0; i < 6; i++) {
+		EXPECT_EQ(recs[size_t(i)].bios[0]->id, uint64_t(i));
+		EXPECT_EQ(f[i].ends.load(), 1) << i;
+	}
 	finish(q, be);
 }
 
@@ -934,7 +1020,7 @@ TEST_F(MergeQueue, PluggedDiscardRangesBecomeOneRequestAndAllAreZeroed)
 	const int len = cxmq_queue_format_stats(q, buf.data(), buf.size());
 	const std::string text(buf.data(), size_t(len));
 	EXPECT_NE(text.find("merge: bios=66 requests=3 plug_merges=63 ctx_merges=0 unplugs=1 "
-			    "unplug_requests=1\n"), std::string::npos) << text;
+			    "unplug_requests=1 sched_merges=0\n"), std::string::npos) << text;
 	EXPECT_NE(text.find("unplug_batches: 1=1 2-3=0 4-7=0 8-15=0 16-31=0 32=0\n"),
 		  std::string::npos) << text;
 }

@@ -783,8 +783,12 @@ struct ParsedStats {
 	std::vector<CpuLine> cpus;
 	unsigned long long busy_answers = ~0ull, pages = ~0ull;
 	// merge: bios=B requests=R plug_merges=P ctx_merges=C unplugs=U unplug_requests=N
+	//        sched_merges=S
 	unsigned long long m_bios = ~0ull, m_requests = ~0ull, m_plug = ~0ull, m_ctx = ~0ull,
-			   m_unplugs = ~0ull, m_unplugged = ~0ull;
+			   m_unplugs = ~0ull, m_unplugged = ~0ull, m_sched = ~0ull;
+	// sched: NAME nr_requests=N hctx0_inflight=I ...
+	std::string sched;
+	unsigned nr_requests = ~0u;
 	unsigned long long batches[6] = {~0ull, ~0ull, ~0ull, ~0ull, ~0ull, ~0ull};
 	int bad_lines = 0;
 };
@@ -825,9 +829,12 @@ ParsedStats parse_stats(const std::string &text)
 				  &p.busy_answers, &p.pages) == 2) {
 		} else if (sscanf(line.c_str(),
 				  "merge: bios=%llu requests=%llu plug_merges=%llu ctx_merges=%llu "
-				  "unplugs=%llu unplug_requests=%llu",
+				  "unplugs=%llu unplug_requests=%llu sched_merges=%llu",
 				  &p.m_bios, &p.m_requests, &p.m_plug, &p.m_ctx, &p.m_unplugs,
-				  &p.m_unplugged) == 6) {
+				  &p.m_unplugged, &p.m_sched) == 7) {
+		} else if (char name[32]; sscanf(line.c_str(), "sched: %31s nr_requests=%u", name,
+						 &p.nr_requests) == 2) {
+			p.sched = name;
 		} else if (sscanf(line.c_str(),
 				  "unplug_batches: 1=%llu 2-3=%llu 4-7=%llu 8-15=%llu 16-31=%llu 32=%llu",
 				  &p.batches[0], &p.batches[1], &p.batches[2], &p.batches[3],
@@ -881,6 +888,9 @@ TEST_F(NullBackendTest, FormatStatsLinesAndNumbers)
 	EXPECT_EQ(p.m_ctx, 0u) << text;
 	EXPECT_EQ(p.m_unplugs, 0u) << text;
 	EXPECT_EQ(p.m_unplugged, 0u) << text;
+	EXPECT_EQ(p.m_sched, 0u) << text;
+	EXPECT_EQ(p.sched, "none") << text;
+	EXPECT_EQ(p.nr_requests, Q(q).config().hw_queue_depth) << text;
 	for (unsigned long long b : p.batches)
 		EXPECT_EQ(b, 0u) << text;
 	cxmq::Queue &Qq = Q(q);

@@ -350,6 +350,16 @@ void cxmq_os_msleep(cxmq_u32 ms)
 	std::this_thread::sleep_for(std::chrono::milliseconds(ms));
 }
 
+namespace {
+std::atomic<bool> g_clock_manual{false};
+std::atomic<int64_t> g_clock_ns{0};
+} // namespace
+
+cxmq_u64 cxmq_os_now_ns(void)
+{
+	return static_cast<cxmq_u64>(g_clock_manual.load() ? g_clock_ns.load() : host::now_ns());
+}
+
 // ---- CPUs ----
 
 cxmq_u32 cxmq_os_nr_cpu_ids(void)
@@ -1811,8 +1821,20 @@ unsigned tsan_reports()
 #endif
 }
 
+void set_clock_manual(bool manual, int64_t start_ns)
+{
+	g_clock_ns.store(start_ns);
+	g_clock_manual.store(manual);
+}
+
+void advance_clock(int64_t ns)
+{
+	g_clock_ns.fetch_add(ns);
+}
+
 void reset()
 {
+	set_clock_manual(false, 0);
 	set_topology(simple_topology(4));
 	t_cpu = 0;
 	clear_logs();
@@ -1936,6 +1958,15 @@ cxmq_u32 cxmq_os_bio_sectors(void *bio)
 {
 	FakeBio *b = as_bio(bio, "cxmq_os_bio_sectors");
 	return b ? b->nr_sectors : 0;
+}
+
+cxmq_u32 cxmq_os_bio_nr_segs(void *bio)
+{
+	FakeBio *b = as_bio(bio, "cxmq_os_bio_nr_segs");
+	if (!b)
+		return 1;
+	b->seg_counts++;
+	return b->nr_segs;
 }
 
 void cxmq_os_bio_merged(void *bio, cxmq_u64 cookie, cxmq_u64 rq_cookie)

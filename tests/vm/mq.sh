@@ -61,4 +61,6 @@ kmemleak_clean "no kmemleak reports"
 summary; rc=$?
 # issue 8's merging, plugging and limits tests join this boot (CXMQ_MERGE=0 leaves them out)
 if [ "${CXMQ_MERGE:-1}" != 0 ]; then bash "$CXMQ_ROOT/tests/vm/merge.sh" || rc=1; fi
+# issue 9's IO schedulers likewise (CXMQ_SCHED=0 leaves them out)
+if [ "${CXMQ_SCHED:-1}" != 0 ]; then bash "$CXMQ_ROOT/tests/vm/sched.sh" || rc=1; fi
 exit $rc

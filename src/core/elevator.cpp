@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: GPL-2.0
+#include "elevator.h"
+#include "deadline.h"
+#include "settings.h"
+
+namespace cxmq {
+
+const ElevatorType *const kElevatorTypes[] = {
+	&kDeadlineType,
+};
+const u32 kNrElevatorTypes = sizeof(kElevatorTypes) / sizeof(kElevatorTypes[0]);
+
+namespace {
+bool same_name(const char *name, const char *text, size_t len)
+{
+	size_t i = 0;
+	for (; i < len && name[i]; i++)
+		if (name[i] != text[i])
+			return false;
+	return i == len && !name[i];
+}
+} // namespace
+
+bool elevator_lookup(const char *name, size_t len, const ElevatorType **type)
+{
+	if (len && name[len - 1] == '\n')
+		len--;
+	*type = nullptr;
+	if (same_name("none", name, len))
+		return true;
+	for (u32 i = 0; i < kNrElevatorTypes; i++) {
+		const ElevatorType *t = kElevatorTypes[i];
+		if (same_name(t->name, name, len) || (t->alias && same_name(t->alias, name, len))) {
+			*type = kElevatorTypes[i];
+			return true;
+		}
+	}
+	return false;
+}
+
+int elv_parse_int(const char *sched, const char *name, const char *buf, s32 lo, s32 hi, s32 *out)
+{
+	s32 v;
+	if (settings::parse_s32(buf, &v) && v >= lo && v <= hi) {
+		*out = v;
+		return 0;
+	}
+	// Quote at most a line of what was written.
+	char shown[32];
+	u32 n = 0;
+	while (n < sizeof(shown) - 1 && buf[n] && buf[n] != '\n')
+		shown[n] = buf[n], n++;
+	shown[n] = 0;
+	cxmq_os_log(CXMQ_LOG_ERR, "cxmq: %s: %s=%s is invalid: must be %d..%d\n", sched, name, shown,
+		    lo, hi);
+	return -CXMQ_EINVAL;
+}
+
+} // namespace cxmq

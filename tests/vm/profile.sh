@@ -1,0 +1,32 @@
+# Guest job: where the time of 4k random reads goes, target by target. For each target named
+# on the command line (cxmq, floor, nullb-mq), loads it, runs fio randread (io_uring, QD32, one
+# job per vCPU) under `perf record -a` with the cpu-clock event (TCG has no PMU), and prints
+# the hottest symbols of the whole guest (kernel and modules) and fio's IOPS.
+# usage (host): scripts/vm-run.sh --kernel debian --env CXMQ_KO_DIR=D --env CXMQ_FLOOR_KO_DIR=F \
+#                   tests/vm/profile.sh cxmq floor
+set -u
+N=$(nproc)
+RUNTIME=${CXMQ_PROFILE_RUNTIME:-10}
+modp() { modprobe -d "$CXMQ_MODROOT" -S "$CXMQ_KABI" "$@"; }
+echo 0 > /proc/sys/kernel/kptr_restrict 2>/dev/null
+echo -1 > /proc/sys/kernel/perf_event_paranoid 2>/dev/null
+for t in "$@"; do
+	case $t in
+	cxmq) insmod "$CXMQ_KO_DIR/cxmq.ko" irqmode=0 submit_queues="$N" hw_queue_depth=64 gb=16; D=cxmq0 M=cxmq ;;
+	floor) insmod "$CXMQ_FLOOR_KO_DIR/cxmq_floor.ko" gb=16; D=floor0 M=cxmq_floor ;;
+	nullb-mq) modp null_blk queue_mode=2 irqmode=0 submit_queues="$N" hw_queue_depth=64 gb=16 nr_devices=1; D=nullb0 M=null_blk ;;
+	*) echo "profile: unknown target $t"; exit 2 ;;
+	esac || { echo "profile: $t did not load"; exit 1; }
+	perf record -q -e cpu-clock -F 1999 -a -g -o /tmp/perf.$t.data -- \
+		fio --name=randread --filename=/dev/$D --rw=randread --bs=4k --direct=1 --iodepth=32 \
+		--numjobs="$N" --norandommap --randrepeat=0 --ioengine=io_uring --time_based \
+		--runtime="$RUNTIME" --group_reporting --output-format=json --output=/tmp/fio.$t.json \
+		> /tmp/perf.$t.err 2>&1 || { echo "profile: $t: perf/fio failed"; tail -n 5 /tmp/perf.$t.err; }
+	iops=$(python3 -c "import json,sys; t=open(sys.argv[1]).read(); d=json.loads(t[t.index('{'):]); print('%.0f' % d['jobs'][0]['read']['iops'])" /tmp/fio.$t.json 2>/dev/null)
+	echo "== $t: $iops IOPS under perf (cpu-clock samples, whole guest, self time)"
+	perf report -q -i /tmp/perf.$t.data --stdio --no-children --sort sym -g none --percent-limit 0.4 2>/dev/null | head -n 45
+	echo "== $t: by module"
+	perf report -q -i /tmp/perf.$t.data --stdio --no-children --sort dso -g none --percent-limit 0.5 2>/dev/null | head -n 12
+	cp /tmp/perf.$t.data "$CXMQ_OUT/" 2>/dev/null
+	rmmod $M
+done
