@@ -27,25 +27,10 @@ cxmq_limits default_limits()
 	return l;
 }
 
-// A bio the core may merge: its range on the FakeBio and in the description.
 cxmq_bio bio_of(FakeBio &f, uint16_t op, uint64_t sector, uint32_t n, uint32_t flags = 0,
 		uint32_t segs = 1)
 {
-	f.sector = sector;
-	f.nr_sectors = n;
-	cxmq_bio b{};
-	b.bio = &f;
-	b.op = op;
-	b.sector = sector;
-	b.nr_sectors = n;
-	b.flags = flags;
-	b.nr_segs = segs;
-	// Accounted, as every bio of a disk with iostats on: bios merge only with requests of
-	// the same accounting.
-	b.cookie = cookie_of(f) | CXMQ_ACCT_COOKIE;
-	f.expect_cookie = b.cookie;
-	f.check_cookie = true;
-	return b;
+	return accounted_bio(f, op, sector, n, flags, segs);
 }
 
 std::vector<FakeBio *> chain_of(Request &rq)

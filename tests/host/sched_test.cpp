@@ -87,21 +87,7 @@ constexpr uint16_t kRt = 1u << 13; // IOPRIO_CLASS_RT << IOPRIO_CLASS_SHIFT
 
 cxmq_bio bio_at(FakeBio &f, uint16_t op, uint64_t sector, uint32_t n = 8, uint16_t ioprio = 0)
 {
-	f.sector = sector;
-	f.nr_sectors = n;
-	cxmq_bio b{};
-	b.bio = &f;
-	b.op = op;
-	b.sector = sector;
-	b.nr_sectors = n;
-	b.nr_segs = 1;
-	b.ioprio = ioprio;
-	// Accounted, as every bio of a disk with iostats on: bios merge only with requests of the
-	// same accounting.
-	b.cookie = cookie_of(f) | CXMQ_ACCT_COOKIE;
-	f.expect_cookie = b.cookie;
-	f.check_cookie = true;
-	return b;
+	return accounted_bio(f, op, sector, n, 0, 1, ioprio);
 }
 
 const cxmq::ElevatorType *deadline_type()

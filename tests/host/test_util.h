@@ -341,6 +341,28 @@ inline uint64_t arm_cookie(FakeBio &b)
 	return b.expect_cookie;
 }
 
+// A bio the core may merge: its range on the FakeBio and in the description, accounted (as every
+// bio of a disk with iostats on: bios merge only with requests of the same accounting), its
+// cookie checked when it ends.
+inline cxmq_bio accounted_bio(FakeBio &f, uint16_t op, uint64_t sector, uint32_t n,
+			      uint32_t flags = 0, uint32_t segs = 1, uint16_t ioprio = 0)
+{
+	f.sector = sector;
+	f.nr_sectors = n;
+	cxmq_bio b{};
+	b.bio = &f;
+	b.op = op;
+	b.sector = sector;
+	b.nr_sectors = n;
+	b.flags = flags;
+	b.nr_segs = segs;
+	b.ioprio = ioprio;
+	b.cookie = cookie_of(f) | CXMQ_ACCT_COOKIE;
+	f.expect_cookie = b.cookie;
+	f.check_cookie = true;
+	return b;
+}
+
 inline void submit(cxmq::Queue *q, FakeBio &b, cxmq_op op = CXMQ_OP_WRITE, uint32_t flags = 0)
 {
 	const uint64_t cookie = arm_cookie(b);
