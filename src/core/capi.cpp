@@ -233,23 +233,28 @@ int cxmq_queue_set_nr_requests(struct cxmq_queue *q, cxmq_u32 nr)
 	return Q(q).set_nr_requests(nr);
 }
 
-int cxmq_queue_sched_show(struct cxmq_queue *q, int sched, cxmq_u32 attr, char *buf,
-			  cxmq_size_t size)
+// The active scheduler, if it is `sched` and has tunable `attr` (an iosched/ file may outlive a
+// switch by a moment), else nullptr.
+static Elevator *tunable_owner(struct cxmq_queue *q, int sched, cxmq_u32 attr)
 {
 	Queue &qu = Q(q);
 	if (sched == CXMQ_SCHED_NONE || cxmq_queue_sched(q) != sched ||
 	    attr >= qu.elevator_type()->nr_attrs)
-		return -CXMQ_EINVAL;
-	return qu.elevator()->show(attr, buf, size);
+		return nullptr;
+	return qu.elevator();
+}
+
+int cxmq_queue_sched_show(struct cxmq_queue *q, int sched, cxmq_u32 attr, char *buf,
+			  cxmq_size_t size)
+{
+	Elevator *e = tunable_owner(q, sched, attr);
+	return e ? e->show(attr, buf, size) : -CXMQ_EINVAL;
 }
 
 int cxmq_queue_sched_store(struct cxmq_queue *q, int sched, cxmq_u32 attr, const char *text)
 {
-	Queue &qu = Q(q);
-	if (sched == CXMQ_SCHED_NONE || cxmq_queue_sched(q) != sched ||
-	    attr >= qu.elevator_type()->nr_attrs)
-		return -CXMQ_EINVAL;
-	return qu.elevator()->store(attr, text);
+	Elevator *e = tunable_owner(q, sched, attr);
+	return e ? e->store(attr, text) : -CXMQ_EINVAL;
 }
 
 } // extern "C"

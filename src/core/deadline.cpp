@@ -98,7 +98,7 @@ const ElvAttr kAttrs[kNrAttrs] = {
 
 class Deadline final : public Elevator {
 public:
-	explicit Deadline(Queue &q) : q_(q) { t_.async_depth = s32(q.nr_requests()); }
+	explicit Deadline(const Queue &q) { t_.async_depth = s32(q.nr_requests()); }
 
 	int init_hctx(HwQueue &h) override;
 	void exit_hctx(HwQueue &h) override;
@@ -129,8 +129,13 @@ private:
 	Request *dispatch_aged(DdHctx &d, u64 now);
 	u32 queued(const PerPrio &pp) const { return pp.inserted - load_relaxed(pp.completed); }
 
-	Queue &q_;
-	Tunables t_; // read without a lock (each field on its own), written under store()
+	struct Tunable {
+		s32 *field;
+		s32 lo, hi;
+	};
+	Tunable tunable(u32 attr) const;
+
+	Tunables t_; // read without a lock (each field on its own), written by store()
 };
 
 int Deadline::init_hctx(HwQueue &h)
@@ -361,61 +366,40 @@ void Deadline::finish_request(Request &rq)
 	add_relaxed(d.per_prio[prio_of(rq.ioprio)].completed, 1u);
 }
 
-int Deadline::show(u32 attr, char *buf, size_t size) const
+// Each tunable's field and the kernel's range (it clamps into them; cxmq refuses what lies
+// outside), in kAttrs' order.
+Deadline::Tunable Deadline::tunable(u32 attr) const
 {
-	s32 v;
-	switch (attr) {
-	case kAttrReadExpire:
-		v = load_relaxed(t_.fifo_expire_ms[kRead]);
-		break;
-	case kAttrWriteExpire:
-		v = load_relaxed(t_.fifo_expire_ms[kWrite]);
-		break;
-	case kAttrWritesStarved:
-		v = load_relaxed(t_.writes_starved);
-		break;
-	case kAttrFrontMerges:
-		v = load_relaxed(t_.front_merges);
-		break;
-	case kAttrAsyncDepth:
-		v = load_relaxed(t_.async_depth);
-		break;
-	case kAttrFifoBatch:
-		v = load_relaxed(t_.fifo_batch);
-		break;
-	case kAttrPrioAgingExpire:
-		v = load_relaxed(t_.prio_aging_expire_ms);
-		break;
-	default:
-		return -CXMQ_EINVAL;
-	}
-	return cxmq_os_snprintf(buf, size, "%d\n", v);
+	auto &t = const_cast<Tunables &>(t_); // show() only reads through it
+	const Tunable table[kNrAttrs] = {
+		{&t.fifo_expire_ms[kRead], 0, kIntMax},
+		{&t.fifo_expire_ms[kWrite], 0, kIntMax},
+		{&t.writes_starved, s32(-kIntMax - 1), kIntMax},
+		{&t.front_merges, 0, 1},
+		{&t.async_depth, 1, kIntMax},
+		{&t.fifo_batch, 0, kIntMax},
+		{&t.prio_aging_expire_ms, 0, kIntMax},
+	};
+	return table[attr];
 }
 
-// The kernel's ranges (it clamps into them; cxmq refuses what lies outside).
-int Deadline::store(u32 attr, const char *buf)
+int Deadline::show(u32 attr, char *buf, size_t size) const
 {
-	struct Range {
-		s32 *field;
-		s32 lo, hi;
-	};
-	const Range ranges[kNrAttrs] = {
-		{&t_.fifo_expire_ms[kRead], 0, kIntMax},
-		{&t_.fifo_expire_ms[kWrite], 0, kIntMax},
-		{&t_.writes_starved, s32(-kIntMax - 1), kIntMax},
-		{&t_.front_merges, 0, 1},
-		{&t_.async_depth, 1, kIntMax},
-		{&t_.fifo_batch, 0, kIntMax},
-		{&t_.prio_aging_expire_ms, 0, kIntMax},
-	};
 	if (attr >= kNrAttrs)
 		return -CXMQ_EINVAL;
+	return cxmq_os_snprintf(buf, size, "%d\n", load_relaxed(*tunable(attr).field));
+}
+
+int Deadline::store(u32 attr, const char *buf)
+{
+	if (attr >= kNrAttrs)
+		return -CXMQ_EINVAL;
+	const Tunable t = tunable(attr);
 	s32 v;
-	int ret = elv_parse_int("mq-deadline", kAttrs[attr].name, buf, ranges[attr].lo,
-				ranges[attr].hi, &v);
+	int ret = elv_parse_int("mq-deadline", kAttrs[attr].name, buf, t.lo, t.hi, &v);
 	if (ret)
 		return ret;
-	store_relaxed(*ranges[attr].field, v);
+	store_relaxed(*t.field, v);
 	return 0;
 }
 

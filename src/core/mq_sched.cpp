@@ -126,23 +126,22 @@ void Queue::submit_sched(HwQueue &h, u32 cpu, const Bio &b, bool nowait)
 			return;
 		}
 	}
-	Request *rq = get_request(h, cpu, b, nowait, elv_->shallow_depth(h, b));
-	if (!rq)
-		return;
-	elv_->prepare_request(*rq);
-	if (b.op == CXMQ_OP_FLUSH || (b.flags & (CXMQ_BIO_FUA | CXMQ_BIO_PREFLUSH)))
-		insert_bypass(h, *rq);
-	else
-		elv_->insert_requests(h, &rq, 1);
-	run_hw_queue(h);
+	if (Request *rq = get_request(h, cpu, b, nowait))
+		issue(h, *rq);
 }
 
-// blk_mq_request_bypass_insert: at the end of the dispatch list, past the scheduler.
-void Queue::insert_bypass(HwQueue &h, Request &rq)
+// A new request into the scheduler; flushes and FUA writes past it, at the end of the dispatch
+// list (blk_mq_request_bypass_insert).
+void Queue::insert_sched(HwQueue &h, Request &rq)
 {
-	LockGuard g(h.lock);
-	h.dispatch.push_back(&rq.node);
-	store_relaxed(h.nr_dispatch, h.nr_dispatch + 1);
+	if (rq.op == CXMQ_OP_FLUSH || (rq.flags & (CXMQ_BIO_FUA | CXMQ_BIO_PREFLUSH))) {
+		LockGuard g(h.lock);
+		h.dispatch.push_back(&rq.node);
+		store_relaxed(h.nr_dispatch, h.nr_dispatch + 1);
+		return;
+	}
+	Request *one = &rq;
+	elv_->insert_requests(h, &one, 1);
 }
 
 // __blk_mq_do_dispatch_sched: asks the scheduler for up to kSchedBatch requests while fewer than

@@ -37,24 +37,15 @@ bool Queue::plug_bio(const Bio &b, bool nowait)
 	if (p->nr && lim.nomerges < 2 && bio_mergeable(b) && plug_merge(*p, b, lim))
 		return true;
 	const u32 cpu = cxmq_os_this_cpu();
-	HwQueue &h = hctx_for_cpu(cpu);
-	Request *rq = get_request(h, cpu, b, nowait, elv_ ? elv_->shallow_depth(h, b) : 0);
+	Request *rq = get_request(hctx_for_cpu(cpu), cpu, b, nowait);
 	if (!rq)
 		return true;
 	// Waiting for a tag sleeps, and a sleep unplugs: look the plug up again.
 	p = current_plug();
 	if (cxmq_unlikely(!p)) {
-		if (elv_) {
-			elv_->prepare_request(*rq);
-			elv_->insert_requests(*rq->hctx, &rq, 1);
-			run_hw_queue(*rq->hctx);
-		} else {
-			issue(*rq->hctx, *rq);
-		}
+		issue(*rq->hctx, *rq);
 		return true;
 	}
-	if (elv_)
-		elv_->prepare_request(*rq);
 	if (p->nr >= Plug::kMaxRequests ||
 	    (p->nr && lim.nomerges < 2 && p->rqs[p->nr - 1]->nr_sectors >= Plug::kFlushSectors))
 		flush_plug(*p, false);
@@ -84,10 +75,7 @@ bool Queue::issue_plug_direct(Plug &p)
 		if (p.rqs[i]->ctx_cpu != cpu)
 			return false;
 	HwQueue &h = *p.rqs[0]->hctx; // a software queue's requests are all of one hardware queue
-	if (load_relaxed(h.nr_dispatch) || (load_relaxed(h.state) & HwQueue::kRestart) ||
-	    load_relaxed(ctx(cpu).nr_pending))
-		return false;
-	if (fetch_or(h.state, HwQueue::kRunning) & HwQueue::kRunning)
+	if (!claim_idle(h, cpu))
 		return false;
 	List list;
 	for (u32 i = 0; i < p.nr; i++)
@@ -95,8 +83,7 @@ bool Queue::issue_plug_direct(Plug &p)
 	add_relaxed(h.direct_issued, u64(p.nr));
 	u32 sent = 0;
 	send_list(h, list, &sent);
-	if (fetch_and(h.state, ~HwQueue::kRunning) & HwQueue::kRerun)
-		run_hw_queue(h);
+	release_idle(h);
 	return true;
 }
 

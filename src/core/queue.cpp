@@ -398,8 +398,10 @@ void Queue::submit(const Bio &b)
 
 // A free request of hardware queue h holding bio b, with its usage reference; nullptr when
 // none is free under NOWAIT (the bio is then ended with AGAIN).
-Request *Queue::get_request(HwQueue &h, u32 cpu, const Bio &b, bool nowait, u32 shallow)
+Request *Queue::get_request(HwQueue &h, u32 cpu, const Bio &b, bool nowait)
 {
+	// A scheduler may keep some requests to part of the pool (limit_depth).
+	const u32 shallow = elv_ ? elv_->shallow_depth(h, b) : 0;
 	s32 tag = h.tags.try_get(cpu, shallow);
 	if (cxmq_unlikely(tag == TagMap::kNoTag)) {
 		if (nowait) {
@@ -414,6 +416,8 @@ Request *Queue::get_request(HwQueue &h, u32 cpu, const Bio &b, bool nowait, u32 
 	SwQueue &c = ctx(cpu);
 	add_relaxed(c.dispatched[rq.is_write()], u64(1));
 	add_relaxed(h.queued, u64(1));
+	if (elv_)
+		elv_->prepare_request(rq);
 	return &rq;
 }
 
@@ -435,10 +439,16 @@ void Queue::submit_rq(const Bio &b, bool nowait)
 		issue(h, *rq);
 }
 
-// Straight to the backend when nothing waits ahead of the request, else staged on its
-// software queue and the hardware queue run.
+// Where a new request goes: into the scheduler, if there is one, and the hardware queue runs;
+// else straight to the backend when nothing waits ahead of it, or staged on its software queue
+// and the hardware queue run.
 void Queue::issue(HwQueue &h, Request &rq)
 {
+	if (elv_) {
+		insert_sched(h, rq);
+		run_hw_queue(h);
+		return;
+	}
 	if (issue_direct(h, rq))
 		return;
 	insert_to_ctx(ctx(rq.ctx_cpu), rq);
@@ -479,16 +489,30 @@ bool Queue::ctx_merge(SwQueue &c, const Bio &b)
 	return true;
 }
 
-// Sends a request straight to the backend when nothing waits ahead of it: no refused requests
-// on the dispatch list, no restart pending, nothing staged on its software queue, and no run in
-// progress (a run may hold older requests it has taken off the lists but not issued yet). The
-// run bit is held while issuing, so a run asked for meanwhile is done on release.
-bool Queue::issue_direct(HwQueue &h, Request &rq)
+// Direct issue (of a request, or of a plug batch) may go ahead when nothing waits ahead of it:
+// no refused requests on the dispatch list, no restart pending, nothing staged on software
+// queue `cpu`, and no run in progress (a run may hold older requests it has taken off the lists
+// but not issued yet). On true the caller holds the run bit while issuing and gives it back
+// with release_idle, so a run asked for meanwhile is done then.
+bool Queue::claim_idle(HwQueue &h, u32 cpu)
 {
 	if (load_relaxed(h.nr_dispatch) || (load_relaxed(h.state) & HwQueue::kRestart) ||
-	    load_relaxed(ctx(rq.ctx_cpu).nr_pending))
+	    load_relaxed(ctx(cpu).nr_pending))
 		return false;
-	if (fetch_or(h.state, HwQueue::kRunning) & HwQueue::kRunning)
+	return !(fetch_or(h.state, HwQueue::kRunning) & HwQueue::kRunning);
+}
+
+// Gives the run bit claim_idle took back, doing a run asked for meanwhile.
+void Queue::release_idle(HwQueue &h)
+{
+	if (fetch_and(h.state, ~HwQueue::kRunning) & HwQueue::kRerun)
+		run_hw_queue(h);
+}
+
+// Sends a request straight to the backend when the hardware queue is idle (claim_idle).
+bool Queue::issue_direct(HwQueue &h, Request &rq)
+{
+	if (!claim_idle(h, rq.ctx_cpu))
 		return false;
 	add_relaxed(h.direct_issued, u64(1));
 	cxmq_status st = backend_->queue_rq(h, rq, true); // on OK, rq may be complete and reused
@@ -504,8 +528,7 @@ bool Queue::issue_direct(HwQueue &h, Request &rq)
 	} else if (cxmq_unlikely(st != CXMQ_STS_OK)) {
 		end_request(rq, st);
 	}
-	if (fetch_and(h.state, ~HwQueue::kRunning) & HwQueue::kRerun)
-		run_hw_queue(h);
+	release_idle(h);
 	return true;
 }
 

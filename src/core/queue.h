@@ -167,10 +167,12 @@ private:
 	void exit() { cxmq_os_usage_put(usage_); }
 	void submit_rq(const Bio &b, bool nowait);
 	void submit_sched(HwQueue &h, u32 cpu, const Bio &b, bool nowait);
-	void insert_bypass(HwQueue &h, Request &rq);
-	Request *get_request(HwQueue &h, u32 cpu, const Bio &b, bool nowait, u32 shallow = 0);
+	void insert_sched(HwQueue &h, Request &rq);
+	Request *get_request(HwQueue &h, u32 cpu, const Bio &b, bool nowait);
 	bool ctx_merge(SwQueue &c, const Bio &b);
 	void issue(HwQueue &hctx, Request &rq);
+	bool claim_idle(HwQueue &hctx, u32 cpu);
+	void release_idle(HwQueue &hctx);
 	bool issue_direct(HwQueue &hctx, Request &rq);
 	void insert_to_ctx(SwQueue &ctx, Request &rq);
 	// plug.cpp
