@@ -45,6 +45,7 @@ enum cxmq_bio_flags {
 	CXMQ_BIO_PREFLUSH = 1u << 2,
 	CXMQ_BIO_POLLED = 1u << 3,
 	CXMQ_BIO_NOMERGE = 1u << 4, /* REQ_NOMERGE: never merged with another bio */
+	CXMQ_BIO_SYNC = 1u << 5,    /* REQ_SYNC: someone waits for it (op_is_sync: kyber) */
 };
 
 /* ---- errors: negative errno values, as the kernel has them ---- */

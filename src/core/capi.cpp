@@ -141,6 +141,8 @@ int cxmq_queue_format_stats(struct cxmq_queue *q, char *buf, cxmq_size_t size)
 	      qu.nr_requests());
 	for (u32 i = 0; i < qu.nr_hw_queues(); i++)
 		o.put(" hctx%u_inflight=%u", i, load_relaxed(qu.hctx(i).sched_inflight));
+	if (qu.elevator())
+		qu.elevator()->show_stats(o);
 	o.put("\n");
 	o.put("unplug_batches: 1=%llu 2-3=%llu 4-7=%llu 8-15=%llu 16-31=%llu 32=%llu\n",
 	      ull(sizes[0]), ull(sizes[1]), ull(sizes[2]), ull(sizes[3]), ull(sizes[4]),

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "elevator.h"
 #include "deadline.h"
+#include "kyber.h"
 #include "settings.h"
 
 namespace cxmq {
 
 const ElevatorType *const kElevatorTypes[] = {
 	&kDeadlineType,
+	&kKyberType,
 };
 const u32 kNrElevatorTypes = sizeof(kElevatorTypes) / sizeof(kElevatorTypes[0]);
 
@@ -38,6 +40,41 @@ bool elevator_lookup(const char *name, size_t len, const ElevatorType **type)
 	return false;
 }
 
+namespace {
+// Logs that a tunable refused `buf`, quoting at most a line of it.
+void refuse(const char *sched, const char *name, const char *buf, const char *must)
+{
+	char shown[32];
+	u32 n = 0;
+	while (n < sizeof(shown) - 1 && buf[n] && buf[n] != '\n')
+		shown[n] = buf[n], n++;
+	shown[n] = 0;
+	cxmq_os_log(CXMQ_LOG_ERR, "cxmq: %s: %s=%s is invalid: must be %s\n", sched, name, shown,
+		    must);
+}
+
+// kstrtoull(s, 10).
+bool parse_dec_u64(const char *s, u64 *out)
+{
+	if (*s == '+')
+		s++;
+	u64 v = 0;
+	u32 n = 0;
+	for (; *s >= '0' && *s <= '9'; s++, n++) {
+		const u32 d = u32(*s - '0');
+		if (v > (~0ull - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	if (*s == '\n')
+		s++;
+	if (!n || *s)
+		return false;
+	*out = v;
+	return true;
+}
+} // namespace
+
 int elv_parse_int(const char *sched, const char *name, const char *buf, s32 lo, s32 hi, s32 *out)
 {
 	s32 v;
@@ -45,14 +82,18 @@ int elv_parse_int(const char *sched, const char *name, const char *buf, s32 lo, 
 		*out = v;
 		return 0;
 	}
-	// Quote at most a line of what was written.
-	char shown[32];
-	u32 n = 0;
-	while (n < sizeof(shown) - 1 && buf[n] && buf[n] != '\n')
-		shown[n] = buf[n], n++;
-	shown[n] = 0;
-	cxmq_os_log(CXMQ_LOG_ERR, "cxmq: %s: %s=%s is invalid: must be %d..%d\n", sched, name, shown,
-		    lo, hi);
+	char must[32];
+	cxmq_os_snprintf(must, sizeof(must), "%d..%d", lo, hi);
+	refuse(sched, name, buf, must);
+	return -CXMQ_EINVAL;
+}
+
+int elv_parse_u64(const char *sched, const char *name, const char *buf, const char *what,
+		  u64 *out)
+{
+	if (parse_dec_u64(buf, out))
+		return 0;
+	refuse(sched, name, buf, what);
 	return -CXMQ_EINVAL;
 }
 

@@ -16,6 +16,7 @@ namespace cxmq {
 
 class Queue;
 struct HwQueue;
+struct TextOut;
 
 // A tunable, as iosched/<name> shows it: the kernel's name; show/store by index.
 struct ElvAttr {
@@ -54,6 +55,9 @@ public:
 	virtual int show(u32 attr, char *buf, size_t size) const = 0;
 	virtual int store(u32 attr, const char *buf) = 0;
 
+	// Its state for the stats file's `sched:` line (appended, " name=value" each).
+	virtual void show_stats(TextOut &) const {}
+
 	// Frees the scheduler (every hardware queue exited first).
 	virtual void release() = 0;
 
@@ -82,5 +86,10 @@ bool elevator_lookup(const char *name, size_t len, const ElevatorType **type);
 // NUL-terminated) within [lo, hi]; on anything else logs "cxmq: <sched>: <name>=<text> is
 // invalid: must be lo..hi" and returns -CXMQ_EINVAL.
 int elv_parse_int(const char *sched, const char *name, const char *buf, s32 lo, s32 hi, s32 *out);
+// Parses a u64 tunable as kstrtoull base 10 does (an optional '+', digits, one trailing newline
+// allowed); on anything else logs "cxmq: <sched>: <name>=<text> is invalid: must be <what>" and
+// returns -CXMQ_EINVAL.
+int elv_parse_u64(const char *sched, const char *name, const char *buf, const char *what,
+		  u64 *out);
 
 } // namespace cxmq

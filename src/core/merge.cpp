@@ -163,4 +163,18 @@ MergeResult attempt_merge(Request &rq, const Bio &b, const cxmq_limits &lim)
 	}
 }
 
+Request *list_merge(const List &l, const Bio &b, const cxmq_limits &lim)
+{
+	Request *merged = nullptr;
+	u32 tries = kListMergeTries;
+	l.for_each_reverse([&](ListNode *n) {
+		Request &rq = *Request::from_node(n);
+		MergeResult r = attempt_merge(rq, b, lim);
+		if (r == MergeResult::kMerged)
+			merged = &rq;
+		return r == MergeResult::kNone && --tries;
+	});
+	return merged;
+}
+
 } // namespace cxmq

@@ -32,6 +32,12 @@ MergeKind merge_kind(const Request &rq, const Bio &b, const cxmq_limits &lim);
 // discard ranges), then links the bio in. On kMerged the caller accounts the merge.
 MergeResult attempt_merge(Request &rq, const Bio &b, const cxmq_limits &lim);
 
+// blk_bio_list_merge: tries the newest kListMergeTries requests of `l` (Request::node), newest
+// first, stopping at the first whose position fits but whose limits do not. Returns the request
+// the bio merged into, or nullptr.
+constexpr u32 kListMergeTries = 8;
+Request *list_merge(const List &l, const Bio &b, const cxmq_limits &lim);
+
 // The largest request of rq's operation, in sectors (blk_queue_get_max_sectors).
 u32 max_rq_sectors(const cxmq_limits &lim, u16 op);
 

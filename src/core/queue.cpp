@@ -7,8 +7,6 @@ namespace {
 // How long a hardware queue whose backend was busy waits before it is run again, when no
 // completion runs it first (blk-mq's BLK_MQ_RESOURCE_DELAY).
 constexpr u32 kBusyRetryDelayUs = 3000;
-// blk_bio_list_merge: how many staged requests a bio tries, newest first.
-constexpr u32 kCtxMergeTries = 8;
 // The kernel's defaults: BLK_DEF_MAX_SECTORS, BLK_MAX_SEGMENTS; and the discard ranges a
 // memory-backed device takes in one request.
 constexpr u32 kDefMaxSectors = 2560;
@@ -455,9 +453,8 @@ void Queue::issue(HwQueue &h, Request &rq)
 	run_hw_queue(h);
 }
 
-// blk_bio_list_merge: the newest kCtxMergeTries requests staged on the software queue, newest
-// first, stopping at the first whose position fits but whose limits do not. queue/nomerges 1
-// tries only the one-hit cache, 2 nothing.
+// blk_bio_list_merge over the requests staged on the software queue (list_merge);
+// queue/nomerges 1 tries only the one-hit cache, 2 nothing.
 bool Queue::ctx_merge(SwQueue &c, const Bio &b)
 {
 	cxmq_limits lim;
@@ -470,14 +467,7 @@ bool Queue::ctx_merge(SwQueue &c, const Bio &b)
 		if (c.last_merge && attempt_merge(*c.last_merge, b, lim) == MergeResult::kMerged)
 			merged = c.last_merge;
 	} else {
-		u32 tries = kCtxMergeTries;
-		c.rq_list.for_each_reverse([&](ListNode *n) {
-			Request &rq = *Request::from_node(n);
-			MergeResult r = attempt_merge(rq, b, lim);
-			if (r == MergeResult::kMerged)
-				merged = &rq;
-			return r == MergeResult::kNone && --tries;
-		});
+		merged = list_merge(c.rq_list, b, lim);
 	}
 	if (c.last_merge && (c.last_merge->rq_flags & Request::kNoMerge))
 		c.last_merge = nullptr; // req_set_nomerge

@@ -41,6 +41,8 @@ struct Request {
 	// The scheduler's (elevator.h), while it holds the request (`node` is its FIFO link then).
 	SortNode sort_node;    // its sector-sorted tree
 	u64 fifo_time;         // mq-deadline: when it expires (cxmq_os_now_ns)
+	u64 start_ns;          // kyber: when it was made (rq->start_time_ns)
+	u64 io_start_ns;       // kyber: when it went to the backend (rq->io_start_time_ns)
 	u32 elv_priv;          // the scheduler's flags
 
 	// The backend's payload, sized by Backend::pdu_size() and cache-line aligned.

@@ -148,6 +148,8 @@ static void cxmq_submit_bio(struct bio *bio)
 		b.flags |= CXMQ_BIO_PREFLUSH;
 	if (bio->bi_opf & REQ_NOMERGE)
 		b.flags |= CXMQ_BIO_NOMERGE;
+	if (bio->bi_opf & REQ_SYNC)
+		b.flags |= CXMQ_BIO_SYNC;
 	if (blk_queue_io_stat(dev->disk->queue))
 		b.cookie = CXMQ_ACCT_COOKIE | bio_start_io_acct(bio);
 	b.bio = bio;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 // Requests of many bios: the merge rules (src/core/merge.*), merging into requests staged on a
 // software queue, plugging (src/core/plug.cpp), queue/nomerges, and a randomized model test of
-// bio streams through the queue, each request checked against what a request may hold.
+// bio streams through the queue (without a scheduler and under each), each request checked
+// against what a request may hold.
 #include "merge.h"
 #include "test_util.h"
 
@@ -739,6 +740,7 @@ struct ModelParams {
 	uint32_t seed;
 	uint32_t nomerges;
 	ChainBackend::Mode mode;
+	const char *sched = "none";
 };
 
 class MergeModel : public HostTest, public ::testing::WithParamInterface<ModelParams> {};
@@ -762,6 +764,11 @@ TEST_P(MergeModel, EveryRequestIsOneTheRulesAllow)
 	ChainBackend be(prm.mode, prm.seed);
 	Queue *q = make_queue(make_config(2, 8), &be);
 	q->set_host(&lim);
+	const cxmq::ElevatorType *sched;
+	ASSERT_TRUE(cxmq::elevator_lookup(prm.sched, strlen(prm.sched), &sched));
+	q->freeze();
+	ASSERT_EQ(q->set_elevator(sched), 0);
+	q->unfreeze();
 
 	const int n = kTsan ? 3000 : 20000;
 	auto f = make_bios(size_t(n));
@@ -870,7 +877,8 @@ TEST_P(MergeModel, EveryRequestIsOneTheRulesAllow)
 		EXPECT_EQ(f[size_t(i)].ends.load(), 1) << i;
 	}
 	const uint64_t counted = sum_ctx(q, &cxmq::SwQueue::merged) +
-				 sum_ctx(q, &cxmq::SwQueue::plug_merged);
+				 sum_ctx(q, &cxmq::SwQueue::plug_merged) +
+				 sum_ctx(q, &cxmq::SwQueue::sched_merged);
 	EXPECT_EQ(counted, merged);
 	if (prm.nomerges < 2)
 		EXPECT_GT(merged, 0u);
@@ -886,11 +894,22 @@ INSTANTIATE_TEST_SUITE_P(
 			  ModelParams{3, 1, ChainBackend::Mode::kRandomBusy},
 			  ModelParams{4, 2, ChainBackend::Mode::kRandomBusy},
 			  ModelParams{5, 0, ChainBackend::Mode::kRandomBusy},
-			  ModelParams{6, 1, ChainBackend::Mode::kComplete}),
+			  ModelParams{6, 1, ChainBackend::Mode::kComplete},
+			  ModelParams{7, 0, ChainBackend::Mode::kComplete, "mq-deadline"},
+			  ModelParams{8, 0, ChainBackend::Mode::kRandomBusy, "mq-deadline"},
+			  ModelParams{9, 1, ChainBackend::Mode::kRandomBusy, "mq-deadline"},
+			  ModelParams{10, 0, ChainBackend::Mode::kComplete, "kyber"},
+			  ModelParams{11, 0, ChainBackend::Mode::kRandomBusy, "kyber"},
+			  ModelParams{12, 1, ChainBackend::Mode::kRandomBusy, "kyber"}),
 	[](const ::testing::TestParamInfo<ModelParams> &i) {
+		std::string sched = i.param.sched;
+		for (char &c : sched)
+			if (c == '-')
+				c = '_';
 		return "seed" + std::to_string(i.param.seed) + "_nomerges" +
 		       std::to_string(i.param.nomerges) +
-		       (i.param.mode == ChainBackend::Mode::kComplete ? "" : "_busy");
+		       (i.param.mode == ChainBackend::Mode::kComplete ? "" : "_busy") +
+		       (sched == "none" ? "" : "_" + sched);
 	});
 
 // ---- the null backend walks every bio of a request ----

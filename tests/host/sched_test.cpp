@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
-// IO schedulers (src/core/elevator.*, deadline.*): mq-deadline's dispatch order under a simulated
-// clock (sector order within a batch, expired requests first, fifo_batch, writes_starved,
-// priority classes, front merges on and off), its request depth for writes (async_depth),
-// the tunables and nr_requests and their bounds, and switching schedulers with requests out on
+// IO schedulers (src/core/elevator.*, deadline.*, kyber.*): mq-deadline's dispatch order under a
+// simulated clock (sector order within a batch, expired requests first, fifo_batch,
+// writes_starved, priority classes, front merges on and off), its request depth for writes
+// (async_depth); kyber's domains and batches, its token pools bounding what is out, its depth
+// for asynchronous writes, its pools shrinking under a slow simulated backend and growing back;
+// the tunables and nr_requests and their bounds; switching schedulers with requests out on
 // every hardware queue.
 #include "test_util.h"
+#include "text.h"
 
 #include <deque>
 #include <mutex>
@@ -60,6 +63,24 @@ public:
 		rq->hctx->queue->end_request(*rq, CXMQ_STS_OK);
 		return true;
 	}
+	// Completes every held request of operation op; returns how many.
+	size_t complete_op(uint16_t op)
+	{
+		std::vector<Request *> done;
+		{
+			std::lock_guard<std::mutex> g(m_);
+			for (auto it = held_.begin(); it != held_.end();)
+				if ((*it)->op == op) {
+					done.push_back(*it);
+					it = held_.erase(it);
+				} else {
+					++it;
+				}
+		}
+		for (Request *rq : done)
+			rq->hctx->queue->end_request(*rq, CXMQ_STS_OK);
+		return done.size();
+	}
 	void set_hold(bool hold)
 	{
 		std::lock_guard<std::mutex> g(m_);
@@ -90,18 +111,24 @@ cxmq_bio bio_at(FakeBio &f, uint16_t op, uint64_t sector, uint32_t n = 8, uint16
 	return accounted_bio(f, op, sector, n, 0, 1, ioprio);
 }
 
-const cxmq::ElevatorType *deadline_type()
+const cxmq::ElevatorType *sched_type(const char *name)
 {
 	const cxmq::ElevatorType *t = nullptr;
-	EXPECT_TRUE(cxmq::elevator_lookup("mq-deadline", 11, &t));
+	EXPECT_TRUE(cxmq::elevator_lookup(name, strlen(name), &t));
 	return t;
 }
+const cxmq::ElevatorType *deadline_type() { return sched_type("mq-deadline"); }
+const cxmq::ElevatorType *kyber_type() { return sched_type("kyber"); }
 
 class Sched : public HostTest {
 protected:
 	// One hardware queue of `depth` tags for the backend, mq-deadline attached, the clock and
 	// the run work under the test's control.
 	Queue *deadline_queue(uint32_t depth = 1, uint32_t queues = 1)
+	{
+		return sched_queue(deadline_type(), depth, queues);
+	}
+	Queue *sched_queue(const cxmq::ElevatorType *type, uint32_t depth, uint32_t queues = 1)
 	{
 		set_work_manual(true);
 		set_clock_manual(true);
@@ -110,7 +137,7 @@ protected:
 		cxmq_queue_default_limits(&q->config(), &lim);
 		q->set_host(&lim);
 		q->freeze();
-		EXPECT_EQ(q->set_elevator(deadline_type()), 0);
+		EXPECT_EQ(q->set_elevator(type), 0);
 		// A pool of 2 * hw_queue_depth would not hold the tests' plugged batches.
 		if (depth < 32) {
 			EXPECT_EQ(q->set_nr_requests(64), 0);
@@ -360,9 +387,10 @@ TEST_F(Sched, SwitchWithRequestsOutOnEveryHardwareQueue)
 {
 	set_work_manual(false);
 	Queue *q = make_queue(make_config(4, 8), &be());
-	auto f = make_bios(64);
+	auto f = make_bios(96);
 	size_t next = 0;
-	const cxmq::ElevatorType *types[] = {deadline_type(), nullptr, deadline_type()};
+	const cxmq::ElevatorType *types[] = {deadline_type(), nullptr, kyber_type(), deadline_type(),
+						   kyber_type(), nullptr};
 	for (const cxmq::ElevatorType *t : types) {
 		for (uint32_t cpu = 0; cpu < 4; cpu++) {
 			set_this_cpu(cpu);
@@ -398,6 +426,176 @@ TEST_F(Sched, SwitchWithRequestsOutOnEveryHardwareQueue)
 	}
 	EXPECT_TRUE(eventually([] { return works_idle(); }));
 	destroy_queue(q);
+}
+
+// ---- kyber ----
+
+// " <domain>_tokens=used/depth" of kyber's stats: {used, depth}.
+std::pair<uint32_t, uint32_t> tokens(Queue *q, const char *domain)
+{
+	char buf[256];
+	cxmq::TextOut o(buf, sizeof(buf));
+	q->elevator()->show_stats(o);
+	const std::string s(buf, o.len), key = std::string(" ") + domain + "_tokens=";
+	const size_t at = s.find(key);
+	EXPECT_NE(at, std::string::npos) << s;
+	unsigned used = 0, depth = 0;
+	EXPECT_EQ(sscanf(s.c_str() + at + key.size(), "%u/%u", &used, &depth), 2) << s;
+	return {used, depth};
+}
+
+// The domains take turns, each a batch of its size (read 16, write 8, discard 1), starting
+// with reads; a domain with nothing queued is passed over.
+TEST_F(Sched, KyberServesDomainsInBatches)
+{
+	Queue *q = sched_queue(kyber_type(), 64);
+	auto f = make_bios(33);
+	std::vector<std::pair<uint16_t, uint64_t>> ios;
+	for (int i = 0; i < 20; i++)
+		ios.push_back({CXMQ_OP_READ, uint64_t(i) * 64});
+	for (int i = 0; i < 10; i++)
+		ios.push_back({CXMQ_OP_WRITE, 100000 + uint64_t(i) * 64});
+	for (int i = 0; i < 3; i++)
+		ios.push_back({CXMQ_OP_DISCARD, 200000 + uint64_t(i) * 64});
+	lim.max_discard_segments = 1; // one range a request: the discards stay three
+	submit_plugged(q, f.get(), ios);
+	drain();
+	std::string order;
+	for (const Rec &r : be().recs())
+		order += r.op == CXMQ_OP_READ ? 'R' : r.op == CXMQ_OP_WRITE ? 'W' : 'D';
+	EXPECT_EQ(order, std::string(16, 'R') + std::string(8, 'W') + "D" + std::string(4, 'R') +
+				 "WW" + "D" + "D");
+	for (int i = 0; i < 33; i++)
+		EXPECT_EQ(f[i].ends.load(), 1) << i;
+	finish(q);
+}
+
+// A domain's tokens bound its requests at the backend (other: 16); a completion hands the
+// freed token to the waiting hardware queue, which runs again.
+TEST_F(Sched, KyberTokensBoundWhatIsOut)
+{
+	Queue *q = sched_queue(kyber_type(), 64);
+	auto f = make_bios(20);
+	for (int i = 0; i < 20; i++) // write-zeroes requests never merge
+		q->submit(bio_at(f[i], CXMQ_OP_WRITE_ZEROES, uint64_t(i) * 64));
+	drain_works();
+	EXPECT_EQ(be().held(), 16u);
+	EXPECT_EQ(tokens(q, "other"), std::make_pair(16u, 16u));
+	ASSERT_TRUE(be().complete_one());
+	drain_works();
+	EXPECT_EQ(be().held(), 16u);
+	EXPECT_EQ(be().recs().size(), 17u);
+	be().set_hold(false);
+	drain();
+	EXPECT_EQ(tokens(q, "other").first, 0u);
+	destroy_queue(q);
+	for (int i = 0; i < 20; i++)
+		EXPECT_EQ(f[i].ends.load(), 1) << i;
+}
+
+// Asynchronous writes may use 75% of each bitmap word of the pool; sync ones (O_DIRECT's
+// REQ_SYNC) and reads all of it.
+TEST_F(Sched, KyberAsyncDepthLimitsAsyncWrites)
+{
+	Queue *q = sched_queue(kyber_type(), 256); // the backend takes all that come
+	q->freeze();
+	ASSERT_EQ(q->set_nr_requests(128), 0); // 4 words of 32
+	q->unfreeze();
+	auto a = make_bios(128), sy = make_bios(128);
+	for (int i = 0; i < 128; i++) {
+		cxmq_bio b = bio_at(a[i], CXMQ_OP_WRITE, uint64_t(i) * 64);
+		b.flags = CXMQ_BIO_NOWAIT;
+		q->submit(b);
+	}
+	drain_works();
+	EXPECT_EQ(be().held(), 4u * 24);
+	int again = 0;
+	for (int i = 0; i < 128; i++)
+		again += a[i].ends.load() == 1 && a[i].status.load() == CXMQ_STS_AGAIN;
+	EXPECT_EQ(again, 128 - 4 * 24);
+	while (be().complete_one())
+		drain_works();
+	for (int i = 0; i < 128; i++) {
+		cxmq_bio b = bio_at(sy[i], CXMQ_OP_WRITE, 100000 + uint64_t(i) * 64);
+		b.flags = CXMQ_BIO_NOWAIT | CXMQ_BIO_SYNC;
+		q->submit(b);
+	}
+	drain_works();
+	EXPECT_EQ(be().held(), 128u);
+	finish(q);
+}
+
+// Latency control under a simulated clock. A backend slow for writes (50 ms each: over the 10 ms
+// target) while reads take 1 ms (within their 2 ms): the device is congested, and the read
+// pool, whose latency is good, is throttled. Then reads that take 3 ms (over target): the read
+// pool grows back to its 256 tokens. Meanwhile the tokens bound the reads that are out.
+TEST_F(Sched, KyberPoolsShrinkWhenCongestedAndGrowBack)
+{
+	Queue *q = sched_queue(kyber_type(), 512); // nr_requests 256
+	EXPECT_EQ(tokens(q, "read"), std::make_pair(0u, 256u));
+	EXPECT_EQ(tokens(q, "write"), std::make_pair(0u, 128u));
+	uint64_t sector = 0;
+	auto submit_n = [&](uint16_t op, int n) {
+		auto f = make_bios(size_t(n));
+		for (int i = 0; i < n; i++, sector += 64)
+			q->submit(bio_at(f[i], op, sector));
+		drain_works();
+		return f;
+	};
+	// 1.5 s: each 50 ms, one write out while 50 reads come and go, 1 ms each
+	for (int it = 0; it < 30; it++) {
+		auto w = submit_n(CXMQ_OP_WRITE, 1);
+		for (int j = 0; j < 50; j++) {
+			auto r = submit_n(CXMQ_OP_READ, 1);
+			advance_clock(1000000);
+			ASSERT_EQ(be().complete_op(CXMQ_OP_READ), 1u);
+			drain_works();
+		}
+		ASSERT_EQ(be().complete_op(CXMQ_OP_WRITE), 1u);
+		drain_works();
+	}
+	// congested once the writes' IO p90 counts (a second of samples): reads, p99 in their
+	// second bucket (1 ms of 2), go to (1 + 1) / 4 of their 256 tokens
+	const uint32_t throttled = tokens(q, "read").second;
+	EXPECT_EQ(throttled, 128u);
+	EXPECT_EQ(tokens(q, "write").second, 128u); // over target: never throttled
+	{
+		auto r = submit_n(CXMQ_OP_READ, 200); // fewer than the pool: none waits for a request
+		EXPECT_EQ(be().held(), size_t(throttled));
+		advance_clock(1000000);
+		while (be().complete_op(CXMQ_OP_READ))
+			drain_works();
+		for (int i = 0; i < 200; i++)
+			EXPECT_EQ(r[i].ends.load(), 1) << i;
+	}
+	// 2 s of reads, 10 at a time, 3 ms each
+	for (int it = 0; it < 700; it++) {
+		auto r = submit_n(CXMQ_OP_READ, 10);
+		advance_clock(3000000);
+		ASSERT_EQ(be().complete_op(CXMQ_OP_READ), 10u);
+		drain_works();
+	}
+	EXPECT_EQ(tokens(q, "read").second, 256u);
+	finish(q);
+}
+
+TEST_F(Sched, KyberTunables)
+{
+	Queue *q = sched_queue(kyber_type(), 64);
+	const cxmq::ElevatorType *t = q->elevator_type();
+	ASSERT_EQ(t->nr_attrs, 2u);
+	EXPECT_EQ(shown(q, "read_lat_nsec"), "2000000\n");
+	EXPECT_EQ(shown(q, "write_lat_nsec"), "10000000\n");
+	for (const char *bad : {"abc", "-1", "0x10", "", "18446744073709551616", "1 2"}) {
+		EXPECT_EQ(q->elevator()->store(0, bad), -CXMQ_EINVAL) << bad;
+	}
+	EXPECT_TRUE(logged(CXMQ_LOG_ERR, "kyber: read_lat_nsec=abc is invalid: must be a number"));
+	EXPECT_EQ(shown(q, "read_lat_nsec"), "2000000\n");
+	EXPECT_EQ(q->elevator()->store(1, "+5000000\n"), 0);
+	EXPECT_EQ(shown(q, "write_lat_nsec"), "5000000\n");
+	EXPECT_EQ(q->elevator()->store(0, "18446744073709551615"), 0);
+	EXPECT_EQ(shown(q, "read_lat_nsec"), "18446744073709551615\n");
+	finish(q);
 }
 
 } // namespace
