@@ -100,7 +100,7 @@ if [ $need_vm = 1 ] && [[ " $LAYERS " == *" vm "* ]]; then
 	# Every bad module parameter is tried on Debian's kernel; the debug kernel tries one of each
 	# kind (the failure path is the same; it is there for kmemleak and KASAN).
 	vm_job test-kernel-2cpu "$tkdir" 2 tests/vm/suite.sh integration.sh mq.sh -- "CXMQ_KO_DIR=$tko" \
-		"CXMQ_PARAM_TESTS=gb=0 bs=3000 hw_queue_depth=4097 irqmode=7 home_node=77" \
+		"CXMQ_PARAM_TESTS=gb=0 bs=3000 hw_queue_depth=4097 irqmode=7 home_node=77 scheduler=bfq" \
 		CXMQ_VERIFY_SIZE=8m CXMQ_MERGE_SIZE=4m "CXMQ_MERGE_ONLY=io discard"
 	vm_job test-kernel-4cpu "$tkdir" 4 tests/vm/suite.sh integration.sh mq.sh -- "CXMQ_KO_DIR=$tko" \
 		CXMQ_FIO_RUNTIME=5 CXMQ_SKIP_PARAM_TESTS=1 CXMQ_VERIFY_SIZE=4m CXMQ_MERGE_ONLY=ext4 CXMQ_MERGE_FILES=500 \

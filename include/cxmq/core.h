@@ -24,6 +24,7 @@ struct cxmq_dev_config {
 	cxmq_u32 memory_backed;   /* 0: no data, 1: data kept in memory */
 	cxmq_u32 max_sectors;     /* largest request in 512-byte sectors (max_hw_sectors); 0: the
 				   * kernel's default request size (BLK_DEF_MAX_SECTORS, 2560) */
+	cxmq_u32 sched;           /* first IO scheduler: 0 none, else 1 + its index (cxmq_sched_name) */
 };
 
 #define CXMQ_MAX_BS 4096u

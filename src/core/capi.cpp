@@ -191,10 +191,7 @@ int cxmq_sched_lookup(const char *text, cxmq_size_t len)
 	if (elevator_lookup(text, len, &t))
 		return sched_index(t);
 	char names[128];
-	TextOut n(names, sizeof(names));
-	n.put("none");
-	for (u32 i = 0; i < kNrElevatorTypes; i++)
-		n.put(", %s", kElevatorTypes[i]->name);
+	elevator_names(names, sizeof(names));
 	if (len && text[len - 1] == '\n')
 		len--;
 	cxmq_os_log(CXMQ_LOG_ERR, "cxmq: scheduler=%.*s is invalid: must be %s\n",

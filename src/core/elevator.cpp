@@ -3,6 +3,7 @@
 #include "deadline.h"
 #include "kyber.h"
 #include "settings.h"
+#include "text.h"
 
 namespace cxmq {
 
@@ -74,6 +75,14 @@ bool parse_dec_u64(const char *s, u64 *out)
 	return true;
 }
 } // namespace
+
+void elevator_names(char *buf, size_t size)
+{
+	TextOut o(buf, size);
+	o.put("none");
+	for (u32 i = 0; i < kNrElevatorTypes; i++)
+		o.put(", %s", kElevatorTypes[i]->name);
+}
 
 int elv_parse_int(const char *sched, const char *name, const char *buf, s32 lo, s32 hi, s32 *out)
 {

@@ -82,6 +82,9 @@ extern const u32 kNrElevatorTypes;
 // *type is nullptr for none.
 bool elevator_lookup(const char *name, size_t len, const ElevatorType **type);
 
+// "none, mq-deadline, kyber": the names `scheduler` takes, for messages.
+void elevator_names(char *buf, size_t size);
+
 // Parses an int tunable from user text (kstrtoint base 0, one trailing newline allowed;
 // NUL-terminated) within [lo, hi]; on anything else logs "cxmq: <sched>: <name>=<text> is
 // invalid: must be lo..hi" and returns -CXMQ_EINVAL.

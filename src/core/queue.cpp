@@ -74,6 +74,8 @@ int Queue::init(const cxmq_dev_config &cfg)
 			return -CXMQ_ENOMEM;
 	}
 	assign_ctxs();
+	if (cfg.sched) // the configuration's first scheduler (checked: an index in the list)
+		return set_elevator(kElevatorTypes[cfg.sched - 1]);
 	return 0;
 }
 

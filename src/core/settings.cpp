@@ -3,6 +3,7 @@
 // (include/cxmq/core.h): module parameters, device attributes, cxmq_config_check.
 #include "settings.h"
 #include "text.h"
+#include "elevator.h"
 
 namespace cxmq {
 namespace settings {
@@ -53,6 +54,8 @@ constexpr Setting kTable[] = {
 	1,                Kind::Range,    1,          0,                      "queues",  nullptr},
 {"max_sectors",   kParam | kAttr | kConfig | kZeroOk,               FIELD(dev.max_sectors), 1,
 	0,                Kind::Range,    8,          8388607,                "sectors", nullptr},
+{"scheduler",     kParam | kAttr | kConfig,                         FIELD(dev.sched),     1,
+	0,                Kind::Elevator, 0,          0,                      "",        nullptr},
 {"busy_every",    kParam,                                           FIELD(busy_every),    1,
 	0,                Kind::Range,    0,          0xffffffffll,           "requests", nullptr},
 };
@@ -123,9 +126,10 @@ constexpr bool table_ok()
 			return false;
 		if (s.type == Type::S32 && s.scale != 1)
 			return false;
-		if (s.kind != Kind::Node && (s.min < 0 || (!(s.flags & kPossibleCpus) && s.max < s.min)))
+		const bool numeric = s.kind != Kind::Node && s.kind != Kind::Elevator;
+		if (numeric && (s.min < 0 || (!(s.flags & kPossibleCpus) && s.max < s.min)))
 			return false;
-		if (s.kind != Kind::Node && u64(s.max) > type_max(s.type) / s.scale)
+		if (numeric && u64(s.max) > type_max(s.type) / s.scale)
 			return false; // every accepted value can be stored
 		if (!words_agree(s))
 			return false;
@@ -213,6 +217,16 @@ bool parse(const Setting &s, const char *text, Value *v)
 {
 	if (!text)
 		return false;
+	if (s.kind == Kind::Elevator) {
+		const ElevatorType *t;
+		if (!elevator_lookup(text, __builtin_strlen(text), &t))
+			return false;
+		u32 i = 0;
+		while (t && kElevatorTypes[i] != t)
+			i++;
+		*v = {t ? u64(i) + 1 : 0, false};
+		return true;
+	}
 	if (s.type == Type::S32) {
 		s32 x;
 		if (!parse_s32(text, &x))
@@ -248,6 +262,8 @@ bool accepted(const Setting &s, Value v, Where w)
 		if (v.is_signed && v.below(0))
 			return false;
 		return is_power_of_2(v.bits) && !v.below(s.min) && !v.above(s.max);
+	case Kind::Elevator:
+		return !v.above(kNrElevatorTypes);
 	case Kind::Range:
 		break;
 	}
@@ -274,6 +290,12 @@ void put_accepted(TextOut &o, const Setting &s, Where w)
 	case Kind::PowerOf2:
 		o.put("a power of two in %lld..%lld", ll(s.min), ll(s.max));
 		return;
+	case Kind::Elevator: {
+		char names[128];
+		elevator_names(names, sizeof(names));
+		o.put("%s", names);
+		return;
+	}
 	case Kind::Range:
 		break;
 	}
@@ -305,6 +327,20 @@ void refuse(const Setting &s, Value v, Where w, const char *who)
 		    named ? ": " : "", s.name, value, must);
 }
 
+// Logs that text, which names nothing (Kind::Elevator), is refused for s (a line of it at most).
+void refuse_name(const Setting &s, const char *text, Where w, const char *who)
+{
+	char must[96];
+	TextOut mo(must, sizeof(must));
+	put_accepted(mo, s, w);
+	u32 n = 0;
+	while (n < 32 && text[n] && text[n] != '\n')
+		n++;
+	const bool named = w == Where::Device && who && !(s.flags & kNoWho);
+	cxmq_os_log(CXMQ_LOG_ERR, "cxmq: %s%s%s=%.*s is invalid: must be %s\n", named ? who : "",
+		    named ? ": " : "", s.name, int(n), text, must);
+}
+
 // Checks v, logging a refusal.
 bool check(const Setting &s, Value v, Where w, const char *who)
 {
@@ -321,7 +357,10 @@ const char *colon(const char *who) { return who ? ": " : ""; }
 void format(const Setting &s, const void *base, Where w, TextOut &o)
 {
 	Value v = load(s, base);
-	if (w == Where::Device)
+	if (s.kind == Kind::Elevator)
+		o.put("%s\n", v.bits && v.bits <= kNrElevatorTypes ? kElevatorTypes[v.bits - 1]->name
+								 : "none");
+	else if (w == Where::Device)
 		o.put("%lld\n", ll(v.saturated()));
 	else if (v.is_signed)
 		o.put("%lld\n", ll(s64(v.bits)));
@@ -487,8 +526,11 @@ int cxmq_setting_parse(unsigned int i, const char *text, struct cxmq_dev_config 
 	const Setting &s = kTable[i];
 	Value v;
 	if (!parse(s, text, &v)) {
-		cxmq_os_log(CXMQ_LOG_ERR, "cxmq: %s%s%s: not a number\n", prefix(who), colon(who),
-			    s.name);
+		if (s.kind == Kind::Elevator && text)
+			refuse_name(s, text, Where::Device, who);
+		else
+			cxmq_os_log(CXMQ_LOG_ERR, "cxmq: %s%s%s: not a number\n", prefix(who),
+				    colon(who), s.name);
 		return -CXMQ_EINVAL;
 	}
 	if (!check(s, v, Where::Device, who))
@@ -528,8 +570,11 @@ int cxmq_param_parse(unsigned int i, const char *text, struct cxmq_params *p, in
 		return -CXMQ_EINVAL;
 	const Setting &s = kTable[i];
 	Value v;
-	if (!parse(s, text, &v))
+	if (!parse(s, text, &v)) {
+		if (s.kind == Kind::Elevator && text)
+			refuse_name(s, text, Where::Param, nullptr);
 		return -CXMQ_EINVAL;
+	}
 	// A value too large to store is checked at once: refused, named as its range says.
 	const bool fit = fits(s, v);
 	if ((check_now || !fit) && !check(s, v, Where::Param, nullptr))

@@ -19,6 +19,7 @@ enum class Kind : u8 {
 	Range,    // min..max
 	PowerOf2, // a power of two in min..max
 	Node,     // -1, or an online NUMA node (min, max unused)
+	Elevator, // an IO scheduler by name (elevator.h): 0 none, else 1 + its index (min, max unused)
 };
 
 enum Flags : u32 {

@@ -101,6 +101,7 @@ CXMQ_CFS_SETTING(completion_nsec);
 CXMQ_CFS_SETTING(memory_backed);
 CXMQ_CFS_SETTING(home_node);
 CXMQ_CFS_SETTING(max_sectors);
+CXMQ_CFS_SETTING(scheduler);
 
 static ssize_t cxmq_cfs_power_show(struct config_item *item, char *page)
 {
@@ -164,6 +165,7 @@ static struct configfs_attribute *cxmq_cfs_attrs[] = {
 	&cxmq_cfs_attr_size, &cxmq_cfs_attr_blocksize, &cxmq_cfs_attr_submit_queues,
 	&cxmq_cfs_attr_hw_queue_depth, &cxmq_cfs_attr_irqmode, &cxmq_cfs_attr_completion_nsec,
 	&cxmq_cfs_attr_memory_backed, &cxmq_cfs_attr_home_node, &cxmq_cfs_attr_max_sectors,
+	&cxmq_cfs_attr_scheduler,
 	&cxmq_cfs_attr_power, &cxmq_cfs_attr_index, NULL,
 };
 

@@ -85,6 +85,7 @@ CXMQ_PARAM(irqmode, uint, "Completion: 0 in the submitter's context (default), 1
 CXMQ_PARAM(completion_nsec, ulong, "irqmode=2: completion delay in ns (1..10000000000, default 10000)");
 CXMQ_PARAM(memory_backed, uint, "Keep data in memory: 0 no (default), 1 yes (pages allocated on first write)");
 CXMQ_PARAM(home_node, int, "NUMA node for device memory (-1: any, default)");
+CXMQ_PARAM(scheduler, charp, "First IO scheduler of each device: none (default), mq-deadline or kyber");
 CXMQ_PARAM(max_sectors, uint, "Largest request in 512-byte sectors (0 or 8..8388607; default 0: the kernel's default)");
 
 /* Writable at runtime: applied to every device at once. */

@@ -428,6 +428,25 @@ TEST_F(Sched, SwitchWithRequestsOutOnEveryHardwareQueue)
 	destroy_queue(q);
 }
 
+// The configuration's scheduler (the `scheduler` parameter and configfs attribute) is attached
+// when the queue is made, with its pool.
+TEST_F(Sched, ConfigurationChoosesTheFirstScheduler)
+{
+	cxmq_dev_config cfg = make_config(2, 8);
+	cfg.sched = 2;
+	Queue *q = make_queue(cfg, &be());
+	EXPECT_EQ(q->elevator_type(), kyber_type());
+	EXPECT_EQ(q->nr_requests(), 16u);
+	EXPECT_EQ(q->hctx(1).depth(), 16u);
+	be().set_hold(false);
+	auto f = make_bios(4);
+	for (int i = 0; i < 4; i++)
+		q->submit(bio_at(f[i], CXMQ_OP_READ, uint64_t(i) * 64));
+	EXPECT_TRUE(eventually([&] { return f[3].ends.load() == 1; }));
+	EXPECT_EQ(q->ctx(0).dispatched[0], 4u);
+	destroy_queue(q);
+}
+
 // ---- kyber ----
 
 // " <domain>_tokens=used/depth" of kyber's stats: {used, depth}.

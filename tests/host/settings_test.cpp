@@ -177,10 +177,11 @@ TEST_F(Settings, NullBlksNamesWhereNullBlkHasThem)
 	EXPECT_EQ(params, (std::set<std::string>{"gb", "bs", "nr_devices", "submit_queues",
 						 "hw_queue_depth", "irqmode", "completion_nsec",
 						 "memory_backed", "home_node", "busy_every",
-						 "max_sectors"}));
+						 "max_sectors", "scheduler"}));
 	EXPECT_EQ(attrs, (std::set<std::string>{"size", "blocksize", "submit_queues",
 						"hw_queue_depth", "irqmode", "completion_nsec",
-						"memory_backed", "home_node", "max_sectors"}));
+						"memory_backed", "home_node", "max_sectors",
+						"scheduler"}));
 	EXPECT_EQ(live, std::set<std::string>{"submit_queues"});
 	EXPECT_STREQ(cxmq_setting_unit(idx("gb")), "GiB");
 	EXPECT_STREQ(cxmq_setting_unit(idx("size")), "MiB");
@@ -330,6 +331,8 @@ TEST_F(Settings, EveryAttributeBounds)
 		const cs::Setting &s = t[i];
 		if (!(s.flags & cs::kAttr))
 			continue;
+		if (s.kind == cs::Kind::Elevator)
+			continue; // a name, not a number: SchedulerIsAName
 		SCOPED_TRACE(s.name);
 		const Bounds b = bounds(s, cs::Where::Device);
 		const std::string named = (s.flags & cs::kNoWho) ? "cxmq: " : "cxmq: d: ";
@@ -402,6 +405,8 @@ TEST_F(Settings, EveryParameterBounds)
 		const cs::Setting &s = t[i];
 		if (!(s.flags & cs::kParam))
 			continue;
+		if (s.kind == cs::Kind::Elevator)
+			continue; // a name, not a number: SchedulerIsAName
 		SCOPED_TRACE(s.name);
 		const Bounds b = bounds(s, cs::Where::Param);
 		const bool timer_only = s.flags & cs::kTimerOnly;
@@ -571,6 +576,8 @@ TEST_F(Settings, PoweredOnlyLiveSettingsChange)
 		const cs::Setting &s = t[i];
 		if (!(s.flags & cs::kAttr))
 			continue;
+		if (s.kind == cs::Kind::Elevator)
+			continue; // a name, not a number: SchedulerIsAName
 		SCOPED_TRACE(s.name);
 		const Bounds b = bounds(s, cs::Where::Device);
 		const cxmq_dev_config cfg0 = defaults();
@@ -601,6 +608,47 @@ TEST_F(Settings, PoweredOnlyLiveSettingsChange)
 		cfg = cfg0;
 		EXPECT_EQ(store(s.name, std::to_string(v), &cfg, 0), 0);
 	}
+}
+
+// scheduler: a name (a trailing newline allowed), shown as the scheduler's name; an unknown one
+// is refused with the names there are, and changes nothing; not while powered.
+TEST_F(Settings, SchedulerIsAName)
+{
+	const int i = idx("scheduler");
+	cxmq_params p = param_defaults();
+	EXPECT_EQ(show_param(i, p), "none\n");
+	EXPECT_EQ(store_param("scheduler", "mq-deadline", &p, 1), 0);
+	EXPECT_EQ(show_param(i, p), "mq-deadline\n");
+	EXPECT_EQ(p.dev.sched, 1u);
+	EXPECT_EQ(store_param("scheduler", "deadline", &p, 0), 0); // the kernel's alias
+	EXPECT_EQ(show_param(i, p), "mq-deadline\n");
+	EXPECT_EQ(store_param("scheduler", "kyber\n", &p, 0), 0);
+	EXPECT_EQ(show_param(i, p), "kyber\n");
+	clear_logs();
+	EXPECT_EQ(store_param("scheduler", "bfq", &p, 0), -CXMQ_EINVAL);
+	EXPECT_EQ(the_error(), "cxmq: scheduler=bfq is invalid: must be none, mq-deadline, kyber\n");
+	EXPECT_EQ(show_param(i, p), "kyber\n");
+	EXPECT_EQ(cxmq_params_check(&p), 0);
+
+	cxmq_dev_config cfg = defaults();
+	EXPECT_EQ(cfg.sched, 0u);
+	EXPECT_EQ(store("scheduler", "kyber", &cfg), 0);
+	EXPECT_EQ(show(i, cfg), "kyber\n");
+	for (const char *bad : {"", "Kyber", "kyber ", "none\n\n", "1"}) {
+		clear_logs();
+		EXPECT_EQ(store("scheduler", bad, &cfg), -CXMQ_EINVAL) << bad;
+		const std::string line = std::string(bad).substr(0, std::string(bad).find('\n'));
+		EXPECT_EQ(the_error().rfind("cxmq: d: scheduler=" + line + " is invalid", 0), 0u)
+			<< the_error();
+	}
+	EXPECT_EQ(show(i, cfg), "kyber\n");
+	EXPECT_EQ(store("scheduler", "none", &cfg, 1), -CXMQ_EBUSY);
+	EXPECT_EQ(store("scheduler", "none\n", &cfg), 0);
+	EXPECT_EQ(cfg.sched, 0u);
+	cfg.sched = 3; // past the list: cxmq_config_check refuses it
+	clear_logs();
+	EXPECT_EQ(cxmq_config_check(&cfg), -CXMQ_EINVAL);
+	EXPECT_EQ(the_error(), "cxmq: scheduler=3 is invalid: must be none, mq-deadline, kyber\n");
 }
 
 TEST_F(Settings, OnlyTheirOwnKind)
@@ -862,9 +910,11 @@ std::vector<std::pair<size_t, std::string>> words_after(const std::string &src,
 	return out;
 }
 
-const char *type_name(cs::Type t)
+const char *type_name(const cs::Setting &s)
 {
-	return t == cs::Type::U32 ? "uint" : t == cs::Type::U64 ? "ulong" : "int";
+	if (s.kind == cs::Kind::Elevator)
+		return "charp";
+	return s.type == cs::Type::U32 ? "uint" : s.type == cs::Type::U64 ? "ulong" : "int";
 }
 
 TEST_F(Settings, ShimDeclaresEveryParameter)
@@ -878,7 +928,7 @@ TEST_F(Settings, ShimDeclaresEveryParameter)
 		int i = cxmq_setting_find(w.second.c_str());
 		ASSERT_GE(i, 0) << "main.c declares a parameter the table does not have";
 		std::string type = src.substr(w.first + 2, src.find(',', w.first + 2) - w.first - 2);
-		EXPECT_EQ(type, type_name(cs::get(i)->type));
+		EXPECT_EQ(type, type_name(*cs::get(i)));
 	}
 	// module_param_cb(name, ...); then __MODULE_PARM_TYPE(name, "type");
 	for (auto &w : words_after(src, "\nmodule_param_cb(")) {
@@ -887,7 +937,7 @@ TEST_F(Settings, ShimDeclaresEveryParameter)
 		int i = cxmq_setting_find(w.second.c_str());
 		ASSERT_GE(i, 0) << "main.c declares a parameter the table does not have";
 		const std::string type_decl = "__MODULE_PARM_TYPE(" + w.second + ", \"" +
-					      type_name(cs::get(i)->type) + "\");";
+					      type_name(*cs::get(i)) + "\");";
 		EXPECT_NE(src.find(type_decl), std::string::npos) << type_decl;
 	}
 	EXPECT_EQ(declared, names_with(CXMQ_SETTING_PARAM));

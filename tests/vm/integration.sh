@@ -27,7 +27,7 @@ refused() {
 # of it DEBUG_KOBJECT_RELEASE's delayed module kobject release)
 [ -n "${CXMQ_SKIP_PARAM_TESTS:-}" ] ||
 for p in ${CXMQ_PARAM_TESTS:-gb=0 gb=2000000 bs=3000 bs=256 bs=8192 hw_queue_depth=0 hw_queue_depth=4097 \
-	 irqmode=7 submit_queues=0 nr_devices=5000 home_node=77}; do
+	 irqmode=7 submit_queues=0 nr_devices=5000 home_node=77 scheduler=bfq}; do
 	refused "$p"
 done
 
