@@ -8,9 +8,13 @@
 #   E brd         brd rd_nr=1 rd_size=1048576 (1 GiB)
 #   F floor       insmod cxmq_floor.ko gb=16 (bench/floor: a bio-based disk that ends every bio
 #                 in its submit_bio, with cxmq's NOWAIT, IO accounting and split: the floor)
+#   G cxmq-dl     A with scheduler=mq-deadline (cxmq's own)
+#   H nullb-dl    B with queue/scheduler mq-deadline (the kernel's)
+#   I cxmq-kyber  A with scheduler=kyber
+#   J nullb-kyber B with queue/scheduler kyber
 # Jobs (fio, direct=1, iodepth 32, one job per vCPU, time based), each on the targets listed:
 #   randread         4k randread, io_uring                                   all targets
-#   randread-libaio  4k randread, libaio                                     cxmq, floor
+#   randread-libaio  4k randread, libaio                                     cxmq, floor, G-J
 #   seqwrite         4k sequential write, libaio, batch submit/complete 16,   cxmq, nullb-mq
 #                    each job on its own region (null_blk without a scheduler)
 # round 1: A B C D E F, round 2: A B C D E F, ...; each target is loaded before its turn, runs
@@ -19,12 +23,15 @@
 # rest still run. Prints per job and target IOPS (mean, min-max), p50/p99 completion latency,
 # for seqwrite the backend requests per bio (null_blk: /proc/diskstats, cxmq: the "merge:" line
 # of its debugfs stats), and the ratios cxmq/null_blk-mq, cxmq/null_blk-bio, cxmq-mem/brd,
-# cxmq/floor (io_uring and libaio) and seqwrite cxmq/null_blk-mq; keeps every round's fio JSON
+# cxmq/floor (io_uring and libaio), seqwrite cxmq/null_blk-mq, and for the schedulers
+# cxmq+S/null_blk-mq+S (mq-deadline, kyber; io_uring and libaio) and what S costs each against
+# its own none (cxmq+S/cxmq, null_blk+S/null_blk-mq); keeps every round's fio JSON
 # and the table in the output directory. Measures only: exits non-zero only if the VM or the
 # whole run failed.
 #
 # usage: bench.sh [--kernel debian|test|DIR] [--cpus N] [--rounds N] [--runtime S]
-#                 [--targets "cxmq nullb-mq nullb-bio cxmq-mem brd floor"]
+#                 [--targets "cxmq nullb-mq nullb-bio cxmq-mem brd floor cxmq-dl nullb-dl
+#                             cxmq-kyber nullb-kyber"]
 #                 [--jobs "randread randread-libaio seqwrite"] [--mem MB] [--out DIR]
 # Environment: CXMQ_CPUS (vCPUs, default 2), CXMQ_CACHE.
 set -euo pipefail
@@ -33,7 +40,7 @@ cd "$CXMQ_ROOT"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 kernel=debian cpus=${CXMQ_CPUS:-2} rounds=3 runtime=10 mem=3072 out=
-targets="cxmq nullb-mq nullb-bio cxmq-mem brd floor"
+targets="cxmq nullb-mq nullb-bio cxmq-mem brd floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber"
 jobs="randread randread-libaio seqwrite"
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -53,13 +60,14 @@ for v in cpus rounds runtime mem; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "--$v wants a positive integer, not '${!v}'"
 done
 for t in $targets; do
-	case $t in cxmq|nullb-mq|nullb-bio|cxmq-mem|brd|floor) ;; *) die "unknown target $t" ;; esac
+	case $t in cxmq|nullb-mq|nullb-bio|cxmq-mem|brd|floor|cxmq-dl|nullb-dl|cxmq-kyber|nullb-kyber) ;;
+	*) die "unknown target $t" ;; esac
 done
 # job_on JOB TARGET: whether JOB is measured on TARGET (as in tests/vm/bench.sh)
 job_on() {
 	case $1 in
 	randread) return 0 ;;
-	randread-libaio) [[ " cxmq floor " == *" $2 "* ]] ;;
+	randread-libaio) [[ " cxmq floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber " == *" $2 "* ]] ;;
 	seqwrite) [[ " cxmq nullb-mq " == *" $2 "* ]] ;;
 	*) return 1 ;;
 	esac
@@ -85,7 +93,7 @@ test) kdir=$(scripts/build-test-kernel.sh)
 esac
 # only the modules a selected target needs
 ko= floorko=
-if grep -qE '(^| )cxmq(-mem)?( |$)' <<<"$loaded"; then ko=$(scripts/build-module.sh "$kdir"); fi
+if grep -qE '(^| )cxmq(-mem|-dl|-kyber)?( |$)' <<<"$loaded"; then ko=$(scripts/build-module.sh "$kdir"); fi
 if grep -qE '(^| )floor( |$)' <<<"$loaded"; then floorko=$(bench/floor/build.sh "$kdir"); fi
 
 [ -n "$out" ] || out=$(mktemp -d "${TMPDIR:-/tmp}/cxmq-bench.XXXXXX")
@@ -134,10 +142,13 @@ import json, os, re, statistics as st, sys
 
 out, targets, jobs = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
 NAMES = {"cxmq": ("A", "cxmq"), "nullb-mq": ("B", "null_blk mq"), "nullb-bio": ("C", "null_blk bio"),
-         "cxmq-mem": ("D", "cxmq memory"), "brd": ("E", "brd"), "floor": ("F", "floor")}
+         "cxmq-mem": ("D", "cxmq memory"), "brd": ("E", "brd"), "floor": ("F", "floor"),
+         "cxmq-dl": ("G", "cxmq mq-dl"), "nullb-dl": ("H", "null_blk mq-dl"),
+         "cxmq-kyber": ("I", "cxmq kyber"), "nullb-kyber": ("J", "null_blk kyber")}
 # job -> (description, fio's side of the JSON, the targets it runs on: None for every one)
 JOBS = {"randread": ("4k randread, io_uring, direct=1, iodepth=32", "read", None),
-        "randread-libaio": ("4k randread, libaio, direct=1, iodepth=32", "read", ("cxmq", "floor")),
+        "randread-libaio": ("4k randread, libaio, direct=1, iodepth=32", "read",
+                            ("cxmq", "floor", "cxmq-dl", "nullb-dl", "cxmq-kyber", "nullb-kyber")),
         "seqwrite": ("4k sequential write, libaio, direct=1, iodepth=32, batch submit/complete 16, "
                      "a region per job", "write", ("cxmq", "nullb-mq"))}
 # where a target's backend requests per bio come from: cxmq's debugfs "merge:" line, or the
@@ -318,7 +329,15 @@ for j, a, b, name in (("randread", "cxmq", "nullb-mq", "cxmq / null_blk-mq"),
                       ("randread", "cxmq-mem", "brd", "cxmq-memory / brd"),
                       ("randread", "cxmq", "floor", "cxmq / floor"),
                       ("randread-libaio", "cxmq", "floor", "cxmq / floor, libaio"),
-                      ("seqwrite", "cxmq", "nullb-mq", "seqwrite: cxmq / null_blk-mq")):
+                      ("seqwrite", "cxmq", "nullb-mq", "seqwrite: cxmq / null_blk-mq"),
+                      ("randread", "cxmq-dl", "nullb-dl", "mq-deadline: cxmq / null_blk"),
+                      ("randread-libaio", "cxmq-dl", "nullb-dl", "mq-deadline: cxmq / null_blk, libaio"),
+                      ("randread", "cxmq-kyber", "nullb-kyber", "kyber: cxmq / null_blk"),
+                      ("randread-libaio", "cxmq-kyber", "nullb-kyber", "kyber: cxmq / null_blk, libaio"),
+                      ("randread", "cxmq-dl", "cxmq", "cxmq: mq-deadline / none"),
+                      ("randread", "cxmq-kyber", "cxmq", "cxmq: kyber / none"),
+                      ("randread", "nullb-dl", "nullb-mq", "null_blk: mq-deadline / none"),
+                      ("randread", "nullb-kyber", "nullb-mq", "null_blk: kyber / none")):
     if j not in jobs or a not in targets or b not in targets:
         continue
     ra, rb = data.get((a, j)), data.get((b, j))
@@ -364,7 +383,7 @@ for t in targets:
                 extra += ", diskstats writes=%d merged=%d" % (sum(y["completed"] for y in dk),
                                                               sum(y["merged"] for y in dk))
         other = "/".join("?" if x["host_other"] is None else "%.2f" % x["host_other"] for x in rs)
-        sched = re.sub(r".*\[(.*)\].*", r"\1", desc.get("scheduler", "?"))
+        sched = re.sub(r".*\[(.*)\].*", r"\1", desc.get("cxmq/scheduler", desc.get("scheduler", "?")))
         if j == "seqwrite" and RPB_SOURCE.get(t) == "diskstats":
             sched = "none"
         print("  %-10s %-15s fio usr+sys %5.1f%%, ctx/IO %.3f, iou-wrk %s, host other CPU %s, sched %s, hw queues %s%s" % (

@@ -18,22 +18,30 @@ KO=${CXMQ_KO_DIR:-}/cxmq.ko
 FLOOR_KO=${CXMQ_FLOOR_KO_DIR:-}/cxmq_floor.ko
 ROUNDS=${CXMQ_BENCH_ROUNDS:-3}
 RUNTIME=${CXMQ_BENCH_RUNTIME:-10}
-TARGETS=${CXMQ_BENCH_TARGETS:-cxmq nullb-mq nullb-bio cxmq-mem brd floor}
+TARGETS=${CXMQ_BENCH_TARGETS:-cxmq nullb-mq nullb-bio cxmq-mem brd floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber}
 JOBS=${CXMQ_BENCH_JOBS:-randread randread-libaio seqwrite}
 N=$(nproc)
 OUT=$CXMQ_OUT
 mkdir -p "$OUT/raw" "$OUT/unavailable" "$OUT/targets"
 printf 'target\tjob\tround\tstatus\tload_s\tprefill_s\tfio_s\tiou_wrk\tnote\n' > "$OUT/rounds.tsv"
 
-# target -> loader (insmod FILE K | modprobe NAME), module name, parameters, device, prefill?
+# target -> loader (insmod FILE K | modprobe NAME), module name, parameters, device, prefill?,
+# the kernel's IO scheduler to set in queue/scheduler after loading (blk-mq targets)
 spec() {
+	local cx="irqmode=0 submit_queues=$N hw_queue_depth=64 gb=16"
+	local nb="queue_mode=2 irqmode=0 submit_queues=$N hw_queue_depth=64 gb=16 nr_devices=1"
+	S=
 	case $1 in
-	cxmq)      L=ko  K=$KO  M=cxmq     P="irqmode=0 submit_queues=$N hw_queue_depth=64 gb=16" D=cxmq0  F=0 ;;
-	nullb-mq)  L=mod K=     M=null_blk P="queue_mode=2 irqmode=0 submit_queues=$N hw_queue_depth=64 gb=16 nr_devices=1" D=nullb0 F=0 ;;
+	cxmq)      L=ko  K=$KO  M=cxmq     P="$cx" D=cxmq0  F=0 ;;
+	nullb-mq)  L=mod K=     M=null_blk P="$nb" D=nullb0 F=0 ;;
 	nullb-bio) L=mod K=     M=null_blk P="queue_mode=0 irqmode=0 gb=16 nr_devices=1" D=nullb0 F=0 ;;
 	cxmq-mem)  L=ko  K=$KO  M=cxmq     P="irqmode=0 memory_backed=1 submit_queues=$N gb=1" D=cxmq0 F=1 ;;
 	brd)       L=mod K=     M=brd      P="rd_nr=1 rd_size=1048576" D=ram0 F=1 ;;
 	floor)     L=ko  K=$FLOOR_KO M=cxmq_floor P="gb=16" D=floor0 F=0 ;;
+	cxmq-dl)   L=ko  K=$KO  M=cxmq     P="$cx scheduler=mq-deadline" D=cxmq0 F=0 ;;
+	cxmq-kyber) L=ko K=$KO  M=cxmq     P="$cx scheduler=kyber" D=cxmq0 F=0 ;;
+	nullb-dl)  L=mod K=     M=null_blk P="$nb" D=nullb0 F=0 S=mq-deadline ;;
+	nullb-kyber) L=mod K=   M=null_blk P="$nb" D=nullb0 F=0 S=kyber ;;
 	*) return 1 ;;
 	esac
 }
@@ -43,7 +51,7 @@ for t in $TARGETS; do spec "$t" || { echo "bench: unknown target $t"; exit 2; };
 job_on() {
 	case $1 in
 	randread) return 0 ;;
-	randread-libaio) [[ " cxmq floor " == *" $2 "* ]] ;;
+	randread-libaio) [[ " cxmq floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber " == *" $2 "* ]] ;;
 	seqwrite) [[ " cxmq nullb-mq " == *" $2 "* ]] ;;
 	*) return 1 ;;
 	esac
@@ -124,6 +132,16 @@ load() {
 		rmmod "$M" 2>/dev/null
 		return 1
 	fi
+	if [ -n "$S" ]; then
+		# the kernel's request_module would look in the guest's /lib/modules: load it here
+		modp "$S-iosched" > /dev/null 2>&1 || modp "$S" > /dev/null 2>&1
+		echo "$S" > "/sys/block/$D/queue/scheduler" 2>/dev/null
+		if [[ "$(cat /sys/block/$D/queue/scheduler)" != *"[$S]"* ]]; then
+			echo "$S could not be set: $(cat /sys/block/$D/queue/scheduler)" > /tmp/load.err
+			rmmod "$M" 2>/dev/null
+			return 1
+		fi
+	fi
 	return 0
 }
 
@@ -149,6 +167,10 @@ describe() {
 		echo "size_bytes: $(( $(cat /sys/block/$D/size) * 512 ))"
 		echo "scheduler: $(cat $q/scheduler 2>/dev/null || echo -)"
 		echo "nr_requests: $(cat $q/nr_requests 2>/dev/null || echo -)"
+		if [ -d /sys/block/$D/cxmq ]; then
+			echo "cxmq/scheduler: $(cat /sys/block/$D/cxmq/scheduler)"
+			echo "cxmq/nr_requests: $(cat /sys/block/$D/cxmq/nr_requests)"
+		fi
 		if [ -d /sys/block/$D/mq ]; then
 			echo "hw_queues: $(ls -d /sys/block/$D/mq/[0-9]* | wc -l)"
 		else
@@ -258,6 +280,8 @@ for r in $(seq "$ROUNDS"); do
 			counters after >> "/tmp/$base.counters"
 			echo "fio_start_s: $up_s" >> "/tmp/$base.counters"
 			echo "scheduler: $(cat /sys/block/$D/queue/scheduler 2>/dev/null || echo -)" >> "/tmp/$base.counters"
+			[ -r /sys/block/$D/cxmq/scheduler ] &&
+				echo "cxmq/scheduler: $(cat /sys/block/$D/cxmq/scheduler)" >> "/tmp/$base.counters"
 			cp "$json" "/tmp/$base.counters" "$OUT/raw/" 2>/dev/null
 			if [ $frc = 0 ]; then status=ok; okrounds=$((okrounds + 1)); note=
 			else status=fio-failed; note=$(tail -n 2 /tmp/fio.err | tr '\t\n' '  ')

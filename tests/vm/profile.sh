@@ -1,5 +1,5 @@
 # Guest job: where the time of 4k random reads goes, target by target. For each target named
-# on the command line (cxmq, floor, nullb-mq), loads it, runs fio randread (io_uring, QD32, one
+# on the command line (cxmq, cxmq-dl, cxmq-kyber, floor, nullb-mq, nullb-dl), loads it, runs fio randread (io_uring, QD32, one
 # job per vCPU) under `perf record -a` with the cpu-clock event (TCG has no PMU), and prints
 # the hottest symbols of the whole guest (kernel and modules) and fio's IOPS.
 # usage (host): scripts/vm-run.sh --kernel debian --env CXMQ_KO_DIR=D --env CXMQ_FLOOR_KO_DIR=F \
@@ -13,6 +13,10 @@ echo -1 > /proc/sys/kernel/perf_event_paranoid 2>/dev/null
 for t in "$@"; do
 	case $t in
 	cxmq) insmod "$CXMQ_KO_DIR/cxmq.ko" irqmode=0 submit_queues="$N" hw_queue_depth=64 gb=16; D=cxmq0 M=cxmq ;;
+	cxmq-dl|cxmq-kyber) s=${t#cxmq-}; [ $s = dl ] && s=mq-deadline
+		insmod "$CXMQ_KO_DIR/cxmq.ko" irqmode=0 submit_queues="$N" hw_queue_depth=64 gb=16 scheduler=$s; D=cxmq0 M=cxmq ;;
+	nullb-dl) modp null_blk queue_mode=2 irqmode=0 submit_queues="$N" hw_queue_depth=64 gb=16 nr_devices=1 &&
+		echo mq-deadline > /sys/block/nullb0/queue/scheduler; D=nullb0 M=null_blk ;;
 	floor) insmod "$CXMQ_FLOOR_KO_DIR/cxmq_floor.ko" gb=16; D=floor0 M=cxmq_floor ;;
 	nullb-mq) modp null_blk queue_mode=2 irqmode=0 submit_queues="$N" hw_queue_depth=64 gb=16 nr_devices=1; D=nullb0 M=null_blk ;;
 	*) echo "profile: unknown target $t"; exit 2 ;;
