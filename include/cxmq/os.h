@@ -75,8 +75,11 @@ void *cxmq_os_zalloc_nowait(cxmq_size_t size, int node);
 void cxmq_os_free(const void *p);
 /* Sleeps for about ms milliseconds (process context). */
 void cxmq_os_msleep(cxmq_u32 ms);
-/* Monotonic time in nanoseconds (ktime_get_ns): schedulers' deadlines and latencies. */
+/* Monotonic time in nanoseconds (ktime_get_ns): kyber's latencies. */
 cxmq_u64 cxmq_os_now_ns(void);
+/* The same clock as of the last tick (ktime_get_coarse_ns): no clocksource read, jiffy
+ * resolution, for deadlines the kernel keeps in jiffies (mq-deadline's). */
+cxmq_u64 cxmq_os_now_coarse_ns(void);
 
 /* ---- CPUs ---- */
 cxmq_u32 cxmq_os_nr_cpu_ids(void);          /* one past the highest possible CPU number */

@@ -103,7 +103,7 @@ public:
 	int init_hctx(HwQueue &h) override;
 	void exit_hctx(HwQueue &h) override;
 	u32 shallow_depth(HwQueue &h, const Bio &b) override;
-	bool bio_merge(HwQueue &h, const Bio &b, const cxmq_limits &lim, u64 *rq_cookie) override;
+	bool bio_merge(HwQueue &h, const Bio &b, const cxmq_limits &lim) override;
 	void prepare_request(Request &rq) override { rq.elv_priv = 0; }
 	void insert_requests(HwQueue &h, Request **rqs, u32 n) override;
 	Request *dispatch_request(HwQueue &h) override;
@@ -221,7 +221,7 @@ void Deadline::reposition(PerPrio &pp, Request &rq)
 void Deadline::insert_requests(HwQueue &h, Request **rqs, u32 n)
 {
 	DdHctx &d = dd(h);
-	const u64 now = cxmq_os_now_ns();
+	const u64 now = cxmq_os_now_coarse_ns();
 	LockGuard g(d.lock);
 	for (u32 i = 0; i < n; i++)
 		add_rq(d, *rqs[i], now);
@@ -230,7 +230,7 @@ void Deadline::insert_requests(HwQueue &h, Request **rqs, u32 n)
 // elv_merge + blk_mq_sched_try_merge: the one-hit cache, then (unless nomerges is 1) a back
 // merge into the request that ends where the bio starts, then a front merge into the one that
 // starts where it ends, if front_merges.
-bool Deadline::bio_merge(HwQueue &h, const Bio &b, const cxmq_limits &lim, u64 *rq_cookie)
+bool Deadline::bio_merge(HwQueue &h, const Bio &b, const cxmq_limits &lim)
 {
 	DdHctx &d = dd(h);
 	PerPrio &pp = d.per_prio[prio_of(b.ioprio)];
@@ -266,7 +266,7 @@ bool Deadline::bio_merge(HwQueue &h, const Bio &b, const cxmq_limits &lim, u64 *
 		reposition(d.per_prio[prio_of(rq->ioprio)], *rq);
 	d.last_merge = rq;
 	pp.merged++;
-	*rq_cookie = rq->cookie;
+	cxmq_os_bio_merged(b.bio, b.cookie, rq->cookie);
 	return true;
 }
 
@@ -345,7 +345,7 @@ Request *Deadline::dispatch_aged(DdHctx &d, u64 now)
 Request *Deadline::dispatch_request(HwQueue &h)
 {
 	DdHctx &d = dd(h);
-	const u64 now = cxmq_os_now_ns();
+	const u64 now = cxmq_os_now_coarse_ns();
 	LockGuard g(d.lock);
 	Request *rq = dispatch_aged(d, now);
 	if (rq)

@@ -14,6 +14,8 @@
 // hardware queues never share a scheduler lock. Requests compete where they wait for the same
 // hardware queue, as the seed says schedulers do ("only between requests in the same queue");
 // with one hardware queue it is the kernel's scheduler exactly. The tunables are per queue.
+// Time is the coarse clock (the last tick's): the kernel keeps these deadlines in jiffies, and
+// a clocksource read per request is what an emulated HPET makes expensive.
 #pragma once
 
 #include "elevator.h"

@@ -33,9 +33,10 @@ public:
 	// of tags per bitmap word (limit_depth); 0: all of it.
 	virtual u32 shallow_depth(HwQueue &h, const Bio &b) = 0;
 	// A bio the queue may merge (bio_mergeable, nomerges < 2) into a request the scheduler
-	// holds for hardware queue h. True: merged, *rq_cookie is that request's cookie, and the
-	// caller accounts the merge (bio_merge).
-	virtual bool bio_merge(HwQueue &h, const Bio &b, const cxmq_limits &lim, u64 *rq_cookie) = 0;
+	// holds for hardware queue h (bio_merge). True: merged, and accounted (cxmq_os_bio_merged)
+	// before the lock that keeps the request from being dispatched is dropped: once it is, the
+	// request may complete and the bio end at any moment.
+	virtual bool bio_merge(HwQueue &h, const Bio &b, const cxmq_limits &lim) = 0;
 	// A new request, before it is inserted (prepare_request).
 	virtual void prepare_request(Request &rq) = 0;
 	// Requests of hardware queue h, in submission order (insert_requests).

@@ -86,7 +86,7 @@ public:
 	int init_hctx(HwQueue &h) override;
 	void exit_hctx(HwQueue &h) override;
 	u32 shallow_depth(HwQueue &h, const Bio &b) override;
-	bool bio_merge(HwQueue &h, const Bio &b, const cxmq_limits &lim, u64 *rq_cookie) override;
+	bool bio_merge(HwQueue &h, const Bio &b, const cxmq_limits &lim) override;
 	void prepare_request(Request &rq) override;
 	void insert_requests(HwQueue &h, Request **rqs, u32 n) override;
 	Request *dispatch_request(HwQueue &h) override;
@@ -169,14 +169,14 @@ u32 Kyber::shallow_depth(HwQueue &h, const Bio &b)
 }
 
 // kyber_bio_merge: into a request of the bio's domain that waits on its hardware queue.
-bool Kyber::bio_merge(HwQueue &h, const Bio &b, const cxmq_limits &lim, u64 *rq_cookie)
+bool Kyber::bio_merge(HwQueue &h, const Bio &b, const cxmq_limits &lim)
 {
 	KyberHctx &k = kh(h);
 	LockGuard g(k.lock);
 	Request *rq = list_merge(k.rqs[domain_of(b.op)], b, lim);
 	if (!rq)
 		return false;
-	*rq_cookie = rq->cookie;
+	cxmq_os_bio_merged(b.bio, b.cookie, rq->cookie);
 	return true;
 }
 

@@ -118,13 +118,9 @@ void Queue::submit_sched(HwQueue &h, u32 cpu, const Bio &b, bool nowait)
 {
 	cxmq_limits lim;
 	limits(&lim);
-	if (lim.nomerges < 2 && bio_mergeable(b)) {
-		u64 rq_cookie;
-		if (elv_->bio_merge(h, b, lim, &rq_cookie)) {
-			add_relaxed(ctx(cpu).sched_merged, u64(1));
-			cxmq_os_bio_merged(b.bio, b.cookie, rq_cookie);
-			return;
-		}
+	if (lim.nomerges < 2 && bio_mergeable(b) && elv_->bio_merge(h, b, lim)) {
+		add_relaxed(ctx(cpu).sched_merged, u64(1));
+		return;
 	}
 	if (Request *rq = get_request(h, cpu, b, nowait))
 		issue(h, *rq);

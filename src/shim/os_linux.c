@@ -131,6 +131,11 @@ cxmq_u64 cxmq_os_now_ns(void)
 	return ktime_get_ns();
 }
 
+cxmq_u64 cxmq_os_now_coarse_ns(void)
+{
+	return ktime_get_coarse_ns();
+}
+
 void cxmq_os_free(const void *p)
 {
 	kvfree(p);

@@ -360,6 +360,11 @@ cxmq_u64 cxmq_os_now_ns(void)
 	return static_cast<cxmq_u64>(g_clock_manual.load() ? g_clock_ns.load() : host::now_ns());
 }
 
+cxmq_u64 cxmq_os_now_coarse_ns(void)
+{
+	return cxmq_os_now_ns();
+}
+
 // ---- CPUs ----
 
 cxmq_u32 cxmq_os_nr_cpu_ids(void)
