@@ -176,6 +176,10 @@ void *cxmq_os_zalloc_io(cxmq_size_t size, int may_sleep, int node);
 /* Ends the bio with a status; cookie is what the host passed with it to
  * cxmq_queue_submit_bio() (IO accounting). */
 void cxmq_os_bio_end(void *bio, enum cxmq_status status, cxmq_u64 cookie);
+/* Ends a bio that never became part of a request (no request under NOWAIT, the queue frozen
+ * under NOWAIT or dying): as blk-mq, which accounts a bio once it is in a request, it leaves no
+ * trace in the IO statistics (what the host counted when it started it is taken back). */
+void cxmq_os_bio_fail(void *bio, enum cxmq_status status, cxmq_u64 cookie);
 /* The Linux shim's cookies: this bit set, the rest bio_start_io_acct()'s start time. */
 #define CXMQ_ACCT_COOKIE (1ull << 63)
 /* Calls fn for each piece of the bio's data in order: `off` is the byte offset from the bio's

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
+// The merge rules (merge.h), and the queue's side of them: its limits, and merges into the
+// requests staged on its software queues.
 #include "merge.h"
+#include "queue.h"
 
 namespace cxmq {
 
@@ -175,6 +178,66 @@ Request *list_merge(const List &l, const Bio &b, const cxmq_limits &lim)
 		return r == MergeResult::kNone && --tries;
 	});
 	return merged;
+}
+
+// ---- the queue's limits, and merging into its software queues ----
+
+namespace {
+// The kernel's defaults: BLK_DEF_MAX_SECTORS, BLK_MAX_SEGMENTS; and the discard ranges a
+// memory-backed device takes in one request.
+constexpr u32 kDefMaxSectors = 2560;
+constexpr u32 kMaxSegments = 128;
+constexpr u32 kMaxDiscardSegments = 256;
+} // namespace
+
+void Queue::default_limits(const cxmq_dev_config &cfg, cxmq_limits *lim)
+{
+	*lim = cxmq_limits{};
+	// The kernel's defaults (blk_set_default_limits, blk_queue_max_hw_sectors): requests up
+	// to BLK_DEF_MAX_SECTORS unless the device's max_sectors is lower, BLK_MAX_SEGMENTS.
+	lim->max_sectors = cfg.max_sectors ? min(cfg.max_sectors, kDefMaxSectors) : kDefMaxSectors;
+	lim->max_segments = kMaxSegments;
+	if (cfg.memory_backed) {
+		lim->max_discard_sectors = ~0u >> 9;
+		lim->max_write_zeroes_sectors = ~0u >> 9;
+		lim->max_discard_segments = kMaxDiscardSegments;
+	} else {
+		lim->max_discard_segments = 1;
+	}
+}
+
+void Queue::limits(cxmq_limits *lim) const
+{
+	if (host_)
+		cxmq_os_queue_limits(host_, lim);
+	else
+		default_limits(cfg_, lim);
+}
+
+// blk_bio_list_merge over the requests staged on the software queue (list_merge);
+// queue/nomerges 1 tries only the one-hit cache, 2 nothing.
+bool Queue::ctx_merge(SwQueue &c, const Bio &b)
+{
+	cxmq_limits lim;
+	limits(&lim);
+	if (lim.nomerges >= 2)
+		return false;
+	LockGuard g(c.lock);
+	Request *merged = nullptr;
+	if (lim.nomerges == 1) {
+		if (c.last_merge && attempt_merge(*c.last_merge, b, lim) == MergeResult::kMerged)
+			merged = c.last_merge;
+	} else {
+		merged = list_merge(c.rq_list, b, lim);
+	}
+	if (c.last_merge && (c.last_merge->rq_flags & Request::kNoMerge))
+		c.last_merge = nullptr; // req_set_nomerge
+	if (!merged)
+		return false;
+	c.last_merge = merged;
+	add_relaxed(c.merged, u64(1));
+	cxmq_os_bio_merged(b.bio, b.cookie, merged->cookie);
+	return true;
 }
 
 } // namespace cxmq

@@ -7,11 +7,6 @@ namespace {
 // How long a hardware queue whose backend was busy waits before it is run again, when no
 // completion runs it first (blk-mq's BLK_MQ_RESOURCE_DELAY).
 constexpr u32 kBusyRetryDelayUs = 3000;
-// The kernel's defaults: BLK_DEF_MAX_SECTORS, BLK_MAX_SEGMENTS; and the discard ranges a
-// memory-backed device takes in one request.
-constexpr u32 kDefMaxSectors = 2560;
-constexpr u32 kMaxSegments = 128;
-constexpr u32 kMaxDiscardSegments = 256;
 
 u32 dispatch_bucket(u32 n)
 {
@@ -262,105 +257,7 @@ void Queue::shutdown()
 		cxmq_os_work_cancel_sync(hctxs_[i]->run_work);
 }
 
-// ---- usage counting and freezing ----
-
-void Queue::usage_zero(void *arg)
-{
-	auto *q = static_cast<Queue *>(arg);
-	cxmq_os_wake_all(q->freeze_wq_);
-	store_release(q->zero_done_, true); // the last touch of the queue
-}
-
-namespace {
-int queue_enterable(void *arg)
-{
-	auto *q = static_cast<Queue *>(arg);
-	return !q->frozen() || q->dying();
-}
-struct FreezeWait {
-	cxmq_os_usage *usage;
-};
-int usage_is_zero(void *arg)
-{
-	return cxmq_os_usage_is_zero(static_cast<FreezeWait *>(arg)->usage);
-}
-} // namespace
-
-// Takes a usage reference. Returns false when the queue is dying (the caller fails the bio with
-// IOERR) or frozen under nowait (AGAIN); *dying tells which.
-bool Queue::enter(bool nowait, bool *dying)
-{
-	*dying = false;
-	if (cxmq_likely(cxmq_os_usage_tryget_live(usage_)))
-		return true;
-	// Slow path: counted, so that shutdown does not free the queue under a woken sleeper.
-	add_relaxed(enter_sleepers_, 1u);
-	bool entered = false;
-	for (;;) {
-		if (cxmq_os_usage_tryget_live(usage_)) {
-			entered = true;
-			break;
-		}
-		if (load_acquire(dying_)) {
-			*dying = true;
-			break;
-		}
-		if (nowait)
-			break;
-		cxmq_os_wait_event(freeze_wq_, queue_enterable, this);
-	}
-	__atomic_sub_fetch(&enter_sleepers_, 1u, __ATOMIC_RELEASE); // last touch when failing
-	return entered;
-}
-
-void Queue::freeze()
-{
-	freeze_lock_.lock();
-	if (freeze_depth_ == 0)
-		cxmq_os_usage_kill(usage_);
-	store_relaxed(freeze_depth_, freeze_depth_ + 1);
-	freeze_lock_.unlock();
-	FreezeWait fw{usage_};
-	cxmq_os_wait_event(freeze_wq_, usage_is_zero, &fw);
-}
-
-void Queue::unfreeze()
-{
-	MutexGuard g(freeze_lock_);
-	CXMQ_BUG_ON(freeze_depth_ <= 0);
-	store_relaxed(freeze_depth_, freeze_depth_ - 1);
-	if (freeze_depth_ == 0) {
-		store_relaxed(zero_done_, false);
-		cxmq_os_usage_resurrect(usage_);
-		cxmq_os_wake_all(freeze_wq_);
-	}
-}
-
 // ---- submission ----
-
-void Queue::default_limits(const cxmq_dev_config &cfg, cxmq_limits *lim)
-{
-	*lim = cxmq_limits{};
-	// The kernel's defaults (blk_set_default_limits, blk_queue_max_hw_sectors): requests up
-	// to BLK_DEF_MAX_SECTORS unless the device's max_sectors is lower, BLK_MAX_SEGMENTS.
-	lim->max_sectors = cfg.max_sectors ? min(cfg.max_sectors, kDefMaxSectors) : kDefMaxSectors;
-	lim->max_segments = kMaxSegments;
-	if (cfg.memory_backed) {
-		lim->max_discard_sectors = ~0u >> 9;
-		lim->max_write_zeroes_sectors = ~0u >> 9;
-		lim->max_discard_segments = kMaxDiscardSegments;
-	} else {
-		lim->max_discard_segments = 1;
-	}
-}
-
-void Queue::limits(cxmq_limits *lim) const
-{
-	if (host_)
-		cxmq_os_queue_limits(host_, lim);
-	else
-		default_limits(cfg_, lim);
-}
 
 void Queue::submit_bio(void *bio, cxmq_op op, u64 sector, u32 nr_sectors, u32 flags,
 		       u64 cookie)
@@ -385,7 +282,7 @@ void Queue::submit(const Bio &b)
 	// with it a change of the hardware queues) also waits for submitters still touching a
 	// hardware queue after their request completed.
 	if (cxmq_unlikely(!enter(nowait, &dying))) {
-		cxmq_os_bio_end(b.bio, dying ? CXMQ_STS_IOERR : CXMQ_STS_AGAIN, b.cookie);
+		cxmq_os_bio_fail(b.bio, dying ? CXMQ_STS_IOERR : CXMQ_STS_AGAIN, b.cookie);
 		return;
 	}
 	// Flushes and FUA writes are never plugged (blk-mq sends them to its flush machinery).
@@ -405,7 +302,7 @@ Request *Queue::get_request(HwQueue &h, u32 cpu, const Bio &b, bool nowait)
 	s32 tag = h.tags.try_get(cpu, shallow);
 	if (cxmq_unlikely(tag == TagMap::kNoTag)) {
 		if (nowait) {
-			cxmq_os_bio_end(b.bio, CXMQ_STS_AGAIN, b.cookie);
+			cxmq_os_bio_fail(b.bio, CXMQ_STS_AGAIN, b.cookie);
 			return nullptr;
 		}
 		tag = static_cast<s32>(h.tags.get_wait(cpu, shallow));
@@ -453,32 +350,6 @@ void Queue::issue(HwQueue &h, Request &rq)
 		return;
 	insert_to_ctx(ctx(rq.ctx_cpu), rq);
 	run_hw_queue(h);
-}
-
-// blk_bio_list_merge over the requests staged on the software queue (list_merge);
-// queue/nomerges 1 tries only the one-hit cache, 2 nothing.
-bool Queue::ctx_merge(SwQueue &c, const Bio &b)
-{
-	cxmq_limits lim;
-	limits(&lim);
-	if (lim.nomerges >= 2)
-		return false;
-	LockGuard g(c.lock);
-	Request *merged = nullptr;
-	if (lim.nomerges == 1) {
-		if (c.last_merge && attempt_merge(*c.last_merge, b, lim) == MergeResult::kMerged)
-			merged = c.last_merge;
-	} else {
-		merged = list_merge(c.rq_list, b, lim);
-	}
-	if (c.last_merge && (c.last_merge->rq_flags & Request::kNoMerge))
-		c.last_merge = nullptr; // req_set_nomerge
-	if (!merged)
-		return false;
-	c.last_merge = merged;
-	add_relaxed(c.merged, u64(1));
-	cxmq_os_bio_merged(b.bio, b.cookie, merged->cookie);
-	return true;
 }
 
 // Direct issue (of a request, or of a plug batch) may go ahead when nothing waits ahead of it:

@@ -454,6 +454,27 @@ void cxmq_os_bio_end(void *p, enum cxmq_status status, cxmq_u64 cookie)
 	bio_endio(bio);
 }
 
+/*
+ * bdev_start_io_acct, taken back: 6.1.192's counts the IO and its sectors when it starts and
+ * marks it in flight. A bio io_uring gets back with AGAIN is submitted again and would
+ * otherwise count twice.
+ */
+void cxmq_os_bio_fail(void *p, enum cxmq_status status, cxmq_u64 cookie)
+{
+	struct bio *bio = p;
+
+	if (cookie & CXMQ_ACCT_COOKIE) {
+		const int sgrp = op_stat_group(bio_op(bio));
+
+		part_stat_lock();
+		part_stat_dec(bio->bi_bdev, ios[sgrp]);
+		part_stat_sub(bio->bi_bdev, sectors[sgrp], bio_sectors(bio));
+		part_stat_local_dec(bio->bi_bdev, in_flight[op_is_write(bio_op(bio))]);
+		part_stat_unlock();
+	}
+	cxmq_os_bio_end(bio, status, cookie & ~CXMQ_ACCT_COOKIE);
+}
+
 void *cxmq_os_zalloc_io(cxmq_size_t size, int may_sleep, int node)
 {
 	gfp_t gfp = (may_sleep ? GFP_NOIO : GFP_NOWAIT) | __GFP_NOWARN;

@@ -62,6 +62,7 @@ struct FakeBio {
 	uint32_t magic = kMagic;
 	uint64_t id = 0;
 	std::atomic<int> ends{0};
+	std::atomic<int> failed{0}; // ended by cxmq_os_bio_fail: never in a request, unaccounted
 	std::atomic<int> status{-1};
 	std::atomic<uint64_t> end_seq{0}; // global order of the end, from 1
 	// What cxmq_os_bio_end was given and where it ran (set before `ends` counts the end).

@@ -1404,6 +1404,14 @@ void cxmq_os_bio_end(void *bio, enum cxmq_status status, cxmq_u64 cookie)
 	g_bio_ends.fetch_add(1);
 }
 
+void cxmq_os_bio_fail(void *bio, enum cxmq_status status, cxmq_u64 cookie)
+{
+	auto *b = static_cast<FakeBio *>(bio);
+	if (b && b->magic == FakeBio::kMagic)
+		b->failed.fetch_add(1);
+	cxmq_os_bio_end(bio, status, cookie);
+}
+
 namespace {
 uint64_t fnv1a(const void *p, size_t n)
 {

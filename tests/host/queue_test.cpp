@@ -109,7 +109,7 @@ TEST_F(QueueTest, UnfreezeWithoutFreezeIsABug)
 	Queue *q = make_queue(make_config(1, 4), &be);
 	q->freeze();
 	q->unfreeze();
-	EXPECT_DEATH(q->unfreeze(), "cxmq: BUG at .*queue\\.cpp:[0-9]+: freeze_depth_ <= 0");
+	EXPECT_DEATH(q->unfreeze(), "cxmq: BUG at .*freeze\\.cpp:[0-9]+: freeze_depth_ <= 0");
 	destroy_queue(q);
 }
 
