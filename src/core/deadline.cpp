@@ -140,15 +140,7 @@ private:
 
 int Deadline::init_hctx(HwQueue &h)
 {
-	DdHctx *d = make<DdHctx>(h.node);
-	if (!d)
-		return -CXMQ_ENOMEM;
-	if (!d->lock.init(h.node)) {
-		destroy(d);
-		return -CXMQ_ENOMEM;
-	}
-	h.sched_data = d;
-	return 0;
+	return elv_make_hctx_data<DdHctx>(h.node, &h.sched_data);
 }
 
 void Deadline::exit_hctx(HwQueue &h)

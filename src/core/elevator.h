@@ -83,6 +83,21 @@ extern const u32 kNrElevatorTypes;
 // *type is nullptr for none.
 bool elevator_lookup(const char *name, size_t len, const ElevatorType **type);
 
+// A scheduler's per-hardware-queue state T (with a SpinLock `lock`), made on the hardware
+// queue's node and hung on *slot (its sched_data). 0, or -CXMQ_ENOMEM and nothing made.
+template <class T> int elv_make_hctx_data(int node, void **slot)
+{
+	T *d = make<T>(node);
+	if (!d)
+		return -CXMQ_ENOMEM;
+	if (!d->lock.init(node)) {
+		destroy(d);
+		return -CXMQ_ENOMEM;
+	}
+	*slot = d;
+	return 0;
+}
+
 // "none, mq-deadline, kyber": the names `scheduler` takes, for messages.
 void elevator_names(char *buf, size_t size);
 

@@ -139,15 +139,7 @@ bool Kyber::init()
 
 int Kyber::init_hctx(HwQueue &h)
 {
-	KyberHctx *k = make<KyberHctx>(h.node);
-	if (!k)
-		return -CXMQ_ENOMEM;
-	if (!k->lock.init(h.node)) {
-		destroy(k);
-		return -CXMQ_ENOMEM;
-	}
-	h.sched_data = k;
-	return 0;
+	return elv_make_hctx_data<KyberHctx>(h.node, &h.sched_data);
 }
 
 void Kyber::exit_hctx(HwQueue &h)
