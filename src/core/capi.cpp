@@ -177,19 +177,13 @@ const char *cxmq_sched_attr_name(cxmq_u32 i, cxmq_u32 attr)
 	return kElevatorTypes[i]->attrs[attr].name;
 }
 
-static int sched_index(const ElevatorType *t)
-{
-	for (u32 i = 0; i < kNrElevatorTypes; i++)
-		if (kElevatorTypes[i] == t)
-			return int(i);
-	return CXMQ_SCHED_NONE;
-}
+static_assert(CXMQ_SCHED_NONE == -1, "elevator_index's none");
 
 int cxmq_sched_lookup(const char *text, cxmq_size_t len)
 {
 	const ElevatorType *t;
 	if (elevator_lookup(text, len, &t))
-		return sched_index(t);
+		return elevator_index(t);
 	char names[128];
 	elevator_names(names, sizeof(names));
 	if (len && text[len - 1] == '\n')
@@ -201,7 +195,7 @@ int cxmq_sched_lookup(const char *text, cxmq_size_t len)
 
 int cxmq_queue_sched(const struct cxmq_queue *q)
 {
-	return sched_index(Q(q).elevator_type());
+	return elevator_index(Q(q).elevator_type());
 }
 
 int cxmq_queue_show_sched(const struct cxmq_queue *q, char *buf, cxmq_size_t size)

@@ -2,7 +2,7 @@
 #include "elevator.h"
 #include "deadline.h"
 #include "kyber.h"
-#include "settings.h"
+#include "kstrtox.h"
 #include "text.h"
 
 namespace cxmq {
@@ -42,39 +42,24 @@ bool elevator_lookup(const char *name, size_t len, const ElevatorType **type)
 }
 
 namespace {
-// Logs that a tunable refused `buf`, quoting at most a line of it.
+// Logs that a tunable refused `buf`, quoting at most a line of it (31 bytes).
 void refuse(const char *sched, const char *name, const char *buf, const char *must)
 {
-	char shown[32];
-	u32 n = 0;
-	while (n < sizeof(shown) - 1 && buf[n] && buf[n] != '\n')
-		shown[n] = buf[n], n++;
-	shown[n] = 0;
-	cxmq_os_log(CXMQ_LOG_ERR, "cxmq: %s: %s=%s is invalid: must be %s\n", sched, name, shown,
+	int n = 0;
+	while (n < 31 && buf[n] && buf[n] != '\n')
+		n++;
+	cxmq_os_log(CXMQ_LOG_ERR, "cxmq: %s: %s=%.*s is invalid: must be %s\n", sched, name, n, buf,
 		    must);
 }
-
-// kstrtoull(s, 10).
-bool parse_dec_u64(const char *s, u64 *out)
-{
-	if (*s == '+')
-		s++;
-	u64 v = 0;
-	u32 n = 0;
-	for (; *s >= '0' && *s <= '9'; s++, n++) {
-		const u32 d = u32(*s - '0');
-		if (v > (~0ull - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	if (*s == '\n')
-		s++;
-	if (!n || *s)
-		return false;
-	*out = v;
-	return true;
-}
 } // namespace
+
+int elevator_index(const ElevatorType *type)
+{
+	for (u32 i = 0; i < kNrElevatorTypes; i++)
+		if (kElevatorTypes[i] == type)
+			return int(i);
+	return -1;
+}
 
 void elevator_names(char *buf, size_t size)
 {
@@ -87,7 +72,7 @@ void elevator_names(char *buf, size_t size)
 int elv_parse_int(const char *sched, const char *name, const char *buf, s32 lo, s32 hi, s32 *out)
 {
 	s32 v;
-	if (settings::parse_s32(buf, &v) && v >= lo && v <= hi) {
+	if (parse_s32(buf, &v) && v >= lo && v <= hi) {
 		*out = v;
 		return 0;
 	}
@@ -100,7 +85,7 @@ int elv_parse_int(const char *sched, const char *name, const char *buf, s32 lo, 
 int elv_parse_u64(const char *sched, const char *name, const char *buf, const char *what,
 		  u64 *out)
 {
-	if (parse_dec_u64(buf, out))
+	if (parse_u64_base10(buf, out))
 		return 0;
 	refuse(sched, name, buf, what);
 	return -CXMQ_EINVAL;

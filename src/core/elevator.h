@@ -82,6 +82,8 @@ extern const u32 kNrElevatorTypes;
 // By name (user text: a trailing newline is ignored). Returns false for an unknown name;
 // *type is nullptr for none.
 bool elevator_lookup(const char *name, size_t len, const ElevatorType **type);
+// Its place in kElevatorTypes; -1 for none (nullptr).
+int elevator_index(const ElevatorType *type);
 
 // A scheduler's per-hardware-queue state T (with a SpinLock `lock`), made on the hardware
 // queue's node and hung on *slot (its sched_data). 0, or -CXMQ_ENOMEM and nothing made.

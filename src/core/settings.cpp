@@ -221,10 +221,7 @@ bool parse(const Setting &s, const char *text, Value *v)
 		const ElevatorType *t;
 		if (!elevator_lookup(text, __builtin_strlen(text), &t))
 			return false;
-		u32 i = 0;
-		while (t && kElevatorTypes[i] != t)
-			i++;
-		*v = {t ? u64(i) + 1 : 0, false};
+		*v = {u64(elevator_index(t) + 1), false};
 		return true;
 	}
 	if (s.type == Type::S32) {
@@ -377,71 +374,6 @@ const Setting *table(u32 *count)
 }
 
 const Setting *get(u32 i) { return i < kCount ? &kTable[i] : nullptr; }
-
-namespace {
-
-// A digit's value (hex digits of either case), 16 for anything else.
-u32 digit(char ch)
-{
-	const u32 c = static_cast<u8>(ch), lc = c | 0x20;
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (lc >= 'a' && lc <= 'f')
-		return lc - 'a' + 10;
-	return 16;
-}
-
-// _kstrtoull(s, 0).
-bool parse_digits(const char *s, u64 *out)
-{
-	// the base, as _parse_integer_fixup_radix finds it (s[2] is read only after an x)
-	u32 base = 10;
-	if (s[0] == '0') {
-		base = (s[1] | 0x20) == 'x' && digit(s[2]) < 16 ? 16 : 8;
-		if (base == 16)
-			s += 2;
-	}
-	u64 res = 0;
-	u32 n = 0;
-	bool overflow = false;
-	for (u32 d; (d = digit(*s)) < base; s++, n++) {
-		if (res > (~0ull - d) / base)
-			overflow = true;
-		res = res * base + d;
-	}
-	if (overflow || n == 0)
-		return false;
-	if (*s == '\n')
-		s++;
-	if (*s)
-		return false;
-	*out = res;
-	return true;
-}
-
-} // namespace
-
-bool parse_u64(const char *s, u64 *out)
-{
-	if (s[0] == '+')
-		s++;
-	return parse_digits(s, out);
-}
-
-bool parse_s32(const char *s, s32 *out)
-{
-	u64 m;
-	if (s[0] == '-') {
-		if (!parse_digits(s + 1, &m) || m > 0x80000000ull)
-			return false;
-		*out = static_cast<s32>(-s64(m));
-		return true;
-	}
-	if (!parse_u64(s, &m) || m > 0x7fffffffull)
-		return false;
-	*out = static_cast<s32>(m);
-	return true;
-}
 
 void config_defaults(cxmq_dev_config *cfg)
 {

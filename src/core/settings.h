@@ -6,6 +6,7 @@
 #pragma once
 
 #include "cxmq/core.h"
+#include "kstrtox.h"
 #include "util.h"
 
 namespace cxmq {
@@ -75,12 +76,6 @@ void config_defaults(cxmq_dev_config *cfg);
 // cxmq_config_check: each field by its kConfig setting (Where::Config), then the checks across
 // settings (size a multiple of bs; completion_nsec only with irqmode=2), then the caps.
 int config_check(cxmq_dev_config *cfg);
-
-// kstrtoull(s, 0): an optional '+', then decimal digits, 0x and hex digits, or 0 and octal
-// digits, then one optional newline and the end. False if anything else, or on overflow.
-bool parse_u64(const char *s, u64 *out);
-// kstrtoint(s, 0): as parse_u64, with an optional '-' instead of the '+', within s32.
-bool parse_s32(const char *s, s32 *out);
 
 } // namespace settings
 } // namespace cxmq

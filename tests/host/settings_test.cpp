@@ -278,7 +278,7 @@ TEST_F(Settings, ParsesAsKstrtoullBase0)
 	for (const Case &c : cases) {
 		SCOPED_TRACE(std::string("\"") + c.text + "\"");
 		uint64_t v = 12345;
-		EXPECT_EQ(cs::parse_u64(c.text, &v), c.ok);
+		EXPECT_EQ(cxmq::parse_u64(c.text, &v), c.ok);
 		EXPECT_EQ(v, c.ok ? c.v : 12345u) << "the result is written only on success";
 	}
 }
@@ -314,7 +314,7 @@ TEST_F(Settings, ParsesAsKstrtointBase0)
 	for (const Case &c : cases) {
 		SCOPED_TRACE(std::string("\"") + c.text + "\"");
 		int32_t v = 12345;
-		EXPECT_EQ(cs::parse_s32(c.text, &v), c.ok);
+		EXPECT_EQ(cxmq::parse_s32(c.text, &v), c.ok);
 		EXPECT_EQ(v, c.ok ? c.v : 12345);
 	}
 }
