@@ -33,6 +33,7 @@ public:
 	u32 pdu_size() const override { return 16; }
 	int init_hctx(HwQueue &) override { return 0; }
 	void exit_hctx(HwQueue &) override {}
+	int poll(HwQueue &) override { return 0; }
 	cxmq_status queue_rq(HwQueue &, Request &rq, bool) override
 	{
 		// The payload is ours and sized as asked: write all of it.

@@ -25,6 +25,9 @@ struct cxmq_dev_config {
 	cxmq_u32 max_sectors;     /* largest request in 512-byte sectors (max_hw_sectors); 0: the
 				   * kernel's default request size (BLK_DEF_MAX_SECTORS, 2560) */
 	cxmq_u32 sched;           /* first IO scheduler: 0 none, else 1 + its index (cxmq_sched_name) */
+	cxmq_u32 poll_queues;     /* hardware queues of the poll type: 0..possible CPUs (more is
+				   * capped); polled bios (REQ_POLLED) go there and complete only
+				   * when polled (cxmq_queue_poll) */
 };
 
 #define CXMQ_MAX_BS 4096u
@@ -150,17 +153,33 @@ void cxmq_queue_submit_bio(struct cxmq_queue *q, void *bio, enum cxmq_op op, cxm
 void cxmq_queue_freeze(struct cxmq_queue *q);
 void cxmq_queue_unfreeze(struct cxmq_queue *q);
 
+/* Hardware queues in use: all of them (default, then poll: the mq/ tree's numbering), and of
+ * the poll type (the last cxmq_queue_nr_poll_queues of them). */
 cxmq_u32 cxmq_queue_nr_hw_queues(const struct cxmq_queue *q);
+cxmq_u32 cxmq_queue_nr_poll_queues(const struct cxmq_queue *q);
+
+/*
+ * Polling (block_device_operations.poll_bio): reaps the completions of the poll queue `cookie`
+ * names (what the core wrote with cxmq_os_bio_set_poll_queue; a stale or foreign value finds
+ * nothing). Never sleeps; callable under rcu_read_lock. Polls once when oneshot, else until
+ * something completes or cxmq_os_poll_next says stop. Returns the number of requests completed,
+ * or 1 when cxmq_os_poll_next reported the task woken (as blk_mq_poll does).
+ */
+int cxmq_queue_poll(struct cxmq_queue *q, cxmq_u32 cookie, int oneshot);
+/* mq/<n>/io_poll written: its counters start again from 0. */
+void cxmq_queue_reset_io_poll(struct cxmq_queue *q, cxmq_u32 hctx);
 
 /* Test hook of the null backend: refuse every n-th request as busy (0: never). */
 void cxmq_queue_set_busy_every(struct cxmq_queue *q, cxmq_u32 n);
 
 /*
  * Runtime hardware queue count: the caller has frozen the queue (cxmq_queue_freeze) and keeps
- * readers of the map (the show functions below) out. Returns the number of hardware queues in
- * use afterwards: nr capped to 1..possible CPUs, or fewer when memory ran short.
+ * readers of the map (the show functions below) out. nr default queues (capped to 1..possible
+ * CPUs) and nr_poll poll queues (0..possible CPUs). Returns the number of default hardware
+ * queues in use afterwards (cxmq_queue_nr_poll_queues tells the poll ones): fewer than asked
+ * only when memory ran short, and never fewer than before.
  */
-cxmq_u32 cxmq_queue_update_nr_hw_queues(struct cxmq_queue *q, cxmq_u32 nr);
+cxmq_u32 cxmq_queue_update_nr_hw_queues(struct cxmq_queue *q, cxmq_u32 nr, cxmq_u32 nr_poll);
 
 /* The map, for the mq/ tree: how many CPUs feed hardware queue `hctx`, and the i-th of them
  * (ascending). Stable while the caller keeps cxmq_queue_update_nr_hw_queues out. */
@@ -177,6 +196,8 @@ enum cxmq_hctx_attr {
 	CXMQ_HCTX_QUEUED,
 	CXMQ_HCTX_RUN,
 	CXMQ_HCTX_DISPATCHED,       /* histogram of requests dispatched per run */
+	CXMQ_HCTX_IO_POLL,          /* "considered=N, invoked=N, success=N" (4.x blk-mq) */
+	CXMQ_HCTX_TYPE,             /* "default" or "poll" (blk-mq's debugfs type) */
 };
 enum cxmq_ctx_attr {
 	CXMQ_CTX_DISPATCHED,        /* "reads writes" */
@@ -188,8 +209,9 @@ enum cxmq_ctx_attr {
  * the rest would not fit). Return the length, or -CXMQ_EINVAL for an unknown queue/file. */
 int cxmq_queue_show_hctx(struct cxmq_queue *q, cxmq_u32 hctx, enum cxmq_hctx_attr attr, char *buf,
 			 cxmq_size_t size);
-int cxmq_queue_show_ctx(struct cxmq_queue *q, cxmq_u32 cpu, enum cxmq_ctx_attr attr, char *buf,
-			cxmq_size_t size);
+/* A software queue is per CPU and per hardware queue type: the one of `cpu` under `hctx`. */
+int cxmq_queue_show_ctx(struct cxmq_queue *q, cxmq_u32 hctx, cxmq_u32 cpu,
+			enum cxmq_ctx_attr attr, char *buf, cxmq_size_t size);
 
 /* Formats the queue's counters (per hardware queue, per software queue, backend) into buf as
  * text, never more than size bytes including the NUL; returns the length. */

@@ -133,6 +133,9 @@ struct cxmq_os_usage;
 struct cxmq_os_usage *cxmq_os_usage_create(void (*on_zero)(void *arg), void *arg);
 void cxmq_os_usage_destroy(struct cxmq_os_usage *u);
 int cxmq_os_usage_tryget_live(struct cxmq_os_usage *u);
+/* A reference unless the count is zero, live or not (percpu_ref_tryget): a poller's, which must
+ * not wait for a freeze that waits for the requests it reaps. */
+int cxmq_os_usage_tryget(struct cxmq_os_usage *u);
 /* Another reference, taken by a holder of one (dead or not): never fails. */
 void cxmq_os_usage_get(struct cxmq_os_usage *u);
 void cxmq_os_usage_put(struct cxmq_os_usage *u);
@@ -203,6 +206,19 @@ cxmq_u32 cxmq_os_bio_nr_segs(void *bio);
  * it will end with rq_cookie: the time it spends is counted from its request's start, which
  * is never later than its own (in jiffies, almost always the same). */
 void cxmq_os_bio_merged(void *bio, cxmq_u64 cookie, cxmq_u64 rq_cookie);
+/* A polled bio (CXMQ_BIO_POLLED) is in a request of poll queue `hctx`: the bio's poll cookie
+ * (bi_cookie), handed to cxmq_queue_poll when the submitter polls. Written before the request
+ * can complete. */
+void cxmq_os_bio_set_poll_queue(void *bio, cxmq_u32 hctx);
+
+/* ---- polling ---- */
+/* Between two empty polls of a poller that is not oneshot (blk_mq_poll's loop): */
+enum cxmq_poll_next {
+	CXMQ_POLL_AGAIN, /* poll again (after cpu_relax) */
+	CXMQ_POLL_STOP,  /* stop: the CPU is wanted elsewhere (need_resched) */
+	CXMQ_POLL_WOKEN, /* stop: the task was woken (or a signal is pending for it) */
+};
+enum cxmq_poll_next cxmq_os_poll_next(void);
 
 /* ---- the disk's queue limits, as the kernel's queue/ files show them now ---- */
 struct cxmq_limits {

@@ -20,6 +20,10 @@ public:
 	// Any other status: the request failed; the caller ends it with that status.
 	// `last` is false when more requests follow in this run (a doorbell may wait).
 	virtual cxmq_status queue_rq(HwQueue &hctx, Request &rq, bool last) = 0;
+	// A poll queue (HwQueue::type kHctxPoll) completes nothing by itself: this completes
+	// (Queue::end_request) what it has done, and returns how many. Never sleeps; may run on
+	// several CPUs at once for the same queue.
+	virtual int poll(HwQueue &hctx) = 0;
 	// Frees the backend (its own destructor, its own memory).
 	virtual void release() = 0;
 

@@ -89,6 +89,16 @@ cxmq_u32 cxmq_queue_nr_hw_queues(const struct cxmq_queue *q)
 	return Q(q).nr_hw_queues();
 }
 
+cxmq_u32 cxmq_queue_nr_poll_queues(const struct cxmq_queue *q)
+{
+	return Q(q).nr_poll_queues();
+}
+
+int cxmq_queue_poll(struct cxmq_queue *q, cxmq_u32 cookie, int oneshot)
+{
+	return Q(q).poll(cookie, oneshot != 0);
+}
+
 void cxmq_queue_set_busy_every(struct cxmq_queue *q, cxmq_u32 n)
 {
 	static_cast<NullBackend &>(Q(q).backend()).set_busy_every(n);
@@ -111,9 +121,12 @@ int cxmq_queue_format_stats(struct cxmq_queue *q, char *buf, cxmq_size_t size)
 		o.put(" cpus=");
 		for (u32 c = 0; c < h.nr_ctx; c++)
 			o.put("%s%u", c ? "," : "", h.ctx_cpus[c]);
+		if (h.type == kHctxPoll)
+			o.put(" type=poll polls=%llu,%llu,%llu", ull(load_relaxed(h.poll_considered)),
+			      ull(load_relaxed(h.poll_invoked)), ull(load_relaxed(h.poll_success)));
 		o.put("\n");
 		for (u32 c = 0; c < h.nr_ctx; c++) {
-			SwQueue &x = qu.ctx(h.ctx_cpus[c]);
+			SwQueue &x = qu.ctx(h.ctx_cpus[c], h.type);
 			o.put("  cpu%u: dispatched=%llu %llu completed=%llu %llu pending=%u\n", x.cpu,
 			      ull(load_relaxed(x.dispatched[0])), ull(load_relaxed(x.dispatched[1])),
 			      ull(load_relaxed(x.completed[0])), ull(load_relaxed(x.completed[1])),
@@ -122,8 +135,8 @@ int cxmq_queue_format_stats(struct cxmq_queue *q, char *buf, cxmq_size_t size)
 	}
 	u64 reqs = 0, plug = 0, merged = 0, sched = 0, unplugs = 0, unplugged = 0;
 	u64 sizes[kUnplugBuckets] = {};
-	for (u32 cpu = 0; cpu < qu.nr_cpus(); cpu++) {
-		SwQueue &x = qu.ctx(cpu);
+	for (u32 i = 0; i < qu.nr_cpus() * kHctxTypes; i++) {
+		SwQueue &x = qu.ctx(i % qu.nr_cpus(), i / qu.nr_cpus());
 		reqs += load_relaxed(x.dispatched[0]) + load_relaxed(x.dispatched[1]);
 		plug += load_relaxed(x.plug_merged);
 		merged += load_relaxed(x.merged);
@@ -148,8 +161,10 @@ int cxmq_queue_format_stats(struct cxmq_queue *q, char *buf, cxmq_size_t size)
 	      ull(sizes[0]), ull(sizes[1]), ull(sizes[2]), ull(sizes[3]), ull(sizes[4]),
 	      ull(sizes[5]));
 	auto &nb = static_cast<NullBackend &>(qu.backend());
-	o.put("backend: busy_answers=%llu pages=%llu\n", ull(nb.busy_answers()),
-	      ull(nb.store() ? nb.store()->nr_pages() : 0));
+	o.put("backend: busy_answers=%llu pages=%llu softirq_done=%llu timer_done=%llu "
+	      "poll_done=%llu\n",
+	      ull(nb.busy_answers()), ull(nb.store() ? nb.store()->nr_pages() : 0),
+	      ull(nb.softirq_done()), ull(nb.timer_done()), ull(nb.poll_done()));
 	return o.result();
 }
 

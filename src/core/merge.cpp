@@ -36,6 +36,8 @@ void bio_joined(Request &rq, const Bio &b)
 	if (!(b.flags & CXMQ_BIO_NOWAIT))
 		rq.flags &= ~u32(CXMQ_BIO_NOWAIT);
 	rq.nr_bios++;
+	if ((b.flags & CXMQ_BIO_POLLED) && rq.hctx && rq.hctx->type == kHctxPoll)
+		cxmq_os_bio_set_poll_queue(b.bio, rq.hctx->index);
 }
 
 // ll_back_merge_fn / ll_front_merge_fn: the merged request must fit the disk's limits.

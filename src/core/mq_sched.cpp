@@ -30,7 +30,8 @@ int Queue::rebuild_hctxs(u32 depth, Elevator *elv)
 	if (!fresh)
 		return -CXMQ_ENOMEM;
 	u32 got = 0;
-	while (got < nr_hw_queues_ && (fresh[got] = alloc_hctx(got, depth, elv)) != nullptr)
+	while (got < nr_hw_queues_ &&
+	       (fresh[got] = alloc_hctx(got, hctxs_[got]->type, depth, elv)) != nullptr)
 		got++;
 	if (got < nr_hw_queues_) {
 		for (u32 i = 0; i < got; i++)
@@ -46,6 +47,9 @@ int Queue::rebuild_hctxs(u32 depth, Elevator *elv)
 			n.dispatched[b] = o.dispatched[b];
 		n.busy_events = o.busy_events;
 		n.direct_issued = o.direct_issued;
+		n.poll_considered = o.poll_considered;
+		n.poll_invoked = o.poll_invoked;
+		n.poll_success = o.poll_success;
 		release_hctx(&o, elv_);
 		hctxs_[i] = &n;
 	}
@@ -119,7 +123,7 @@ void Queue::submit_sched(HwQueue &h, u32 cpu, const Bio &b, bool nowait)
 	cxmq_limits lim;
 	limits(&lim);
 	if (lim.nomerges < 2 && bio_mergeable(b) && elv_->bio_merge(h, b, lim)) {
-		add_relaxed(ctx(cpu).sched_merged, u64(1));
+		add_relaxed(ctx(cpu, h.type).sched_merged, u64(1));
 		return;
 	}
 	if (Request *rq = get_request(h, cpu, b, nowait))

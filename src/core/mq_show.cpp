@@ -59,9 +59,9 @@ int show_list(TextOut &o, const char *header, SpinLock &lock, List &list)
 
 extern "C" {
 
-cxmq_u32 cxmq_queue_update_nr_hw_queues(struct cxmq_queue *q, cxmq_u32 nr)
+cxmq_u32 cxmq_queue_update_nr_hw_queues(struct cxmq_queue *q, cxmq_u32 nr, cxmq_u32 nr_poll)
 {
-	return Q(q).update_nr_hw_queues(nr);
+	return Q(q).update_nr_hw_queues(nr, nr_poll);
 }
 
 cxmq_u32 cxmq_queue_hctx_nr_cpus(struct cxmq_queue *q, cxmq_u32 hctx)
@@ -121,19 +121,38 @@ int cxmq_queue_show_hctx(struct cxmq_queue *q, cxmq_u32 hctx, enum cxmq_hctx_att
 		o.put("%8u+\t%llu\n", 1u << (kDispatchBuckets - 2),
 		      ull(load_relaxed(h.dispatched[kDispatchBuckets - 1])));
 		break;
+	case CXMQ_HCTX_IO_POLL:
+		o.put("considered=%llu, invoked=%llu, success=%llu\n",
+		      ull(load_relaxed(h.poll_considered)), ull(load_relaxed(h.poll_invoked)),
+		      ull(load_relaxed(h.poll_success)));
+		break;
+	case CXMQ_HCTX_TYPE:
+		o.put("%s\n", h.type == kHctxPoll ? "poll" : "default");
+		break;
 	default:
 		return -CXMQ_EINVAL;
 	}
 	return o.result();
 }
 
-int cxmq_queue_show_ctx(struct cxmq_queue *q, cxmq_u32 cpu, enum cxmq_ctx_attr attr, char *buf,
-			cxmq_size_t size)
+void cxmq_queue_reset_io_poll(struct cxmq_queue *q, cxmq_u32 hctx)
 {
 	Queue &qu = Q(q);
-	if (cpu >= qu.nr_cpus() || !cxmq_os_cpu_possible(cpu))
+	if (hctx >= qu.nr_hw_queues())
+		return;
+	HwQueue &h = qu.hctx(hctx);
+	store_relaxed(h.poll_considered, u64(0));
+	store_relaxed(h.poll_invoked, u64(0));
+	store_relaxed(h.poll_success, u64(0));
+}
+
+int cxmq_queue_show_ctx(struct cxmq_queue *q, cxmq_u32 hctx, cxmq_u32 cpu,
+			enum cxmq_ctx_attr attr, char *buf, cxmq_size_t size)
+{
+	Queue &qu = Q(q);
+	if (hctx >= qu.nr_hw_queues() || cpu >= qu.nr_cpus() || !cxmq_os_cpu_possible(cpu))
 		return -CXMQ_EINVAL;
-	SwQueue &c = qu.ctx(cpu);
+	SwQueue &c = qu.ctx(cpu, qu.hctx(hctx).type);
 	TextOut o(buf, size);
 	switch (attr) {
 	case CXMQ_CTX_DISPATCHED:

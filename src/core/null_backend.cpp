@@ -4,8 +4,10 @@
 namespace cxmq {
 
 namespace {
-// irqmode 2: one timer per request, in the hardware queue's driver_data, indexed by tag.
-struct TimerTable {
+// A hardware queue's driver_data, where it has one: a poll queue's done requests, waiting for
+// the next poll (null_blk's poll_list); irqmode 2's timers, one per request, by tag.
+struct NullHctx {
+	LList poll_list;
 	cxmq_os_timer **timers;
 	u32 nr;
 };
@@ -30,7 +32,8 @@ int NullBackend::init()
 	}
 	if (cfg_.irqmode == 1) {
 		nr_lists_ = cxmq_os_nr_cpu_ids();
-		done_lists_ = static_cast<LList *>(cxmq_os_zalloc(sizeof(LList) * nr_lists_, cfg_.home_node));
+		done_lists_ = static_cast<DoneList *>(
+			cxmq_os_zalloc(sizeof(DoneList) * nr_lists_, cfg_.home_node));
 		softirq_ = cxmq_os_softirq_create(nr_lists_, softirq_fn, this);
 		if (!done_lists_ || !softirq_)
 			return -CXMQ_ENOMEM;
@@ -50,16 +53,28 @@ void NullBackend::release()
 	destroy(this);
 }
 
+u64 NullBackend::softirq_done() const
+{
+	u64 n = 0;
+	for (u32 i = 0; i < nr_lists_; i++)
+		n += load_relaxed(done_lists_[i].done);
+	return n;
+}
+
 int NullBackend::init_hctx(HwQueue &h)
 {
 	if (cxmq_os_should_fail_init_hctx())
 		return -CXMQ_ENOMEM;
-	if (cfg_.irqmode != 2)
+	const bool poll = h.type == kHctxPoll;
+	if (!poll && cfg_.irqmode != 2)
 		return 0;
-	auto *t = static_cast<TimerTable *>(cxmq_os_zalloc(sizeof(TimerTable), h.node));
+	auto *t = static_cast<NullHctx *>(cxmq_os_zalloc(sizeof(NullHctx), h.node));
 	if (!t)
 		return -CXMQ_ENOMEM;
+	new (&t->poll_list) LList();
 	h.driver_data = t;
+	if (poll)
+		return 0;
 	t->timers = static_cast<cxmq_os_timer **>(cxmq_os_zalloc(sizeof(void *) * h.depth(), h.node));
 	if (!t->timers) {
 		exit_hctx(h);
@@ -78,7 +93,7 @@ int NullBackend::init_hctx(HwQueue &h)
 
 void NullBackend::exit_hctx(HwQueue &h)
 {
-	auto *t = static_cast<TimerTable *>(h.driver_data);
+	auto *t = static_cast<NullHctx *>(h.driver_data);
 	if (!t)
 		return;
 	for (u32 i = 0; i < t->nr; i++)
@@ -151,19 +166,24 @@ cxmq_status NullBackend::queue_rq(HwQueue &h, Request &rq, bool)
 		return CXMQ_STS_RESOURCE;
 	}
 	cxmq_status st = store_ ? transfer(rq) : CXMQ_STS_OK;
+	if (h.type == kHctxPoll) {
+		rq.backend_status = st;
+		static_cast<NullHctx *>(h.driver_data)->poll_list.push(&rq.llnode);
+		return CXMQ_STS_OK;
+	}
 	switch (cfg_.irqmode) {
 	case 1: {
 		// Completed from a softirq: queue it on this CPU's list and raise that list's
 		// context (if we migrated meanwhile, the raise still names the right list).
 		rq.backend_status = st; // travels with the request to its completion
 		u32 cpu = cxmq_os_this_cpu();
-		done_lists_[cpu].push(&rq.llnode);
+		done_lists_[cpu].list.push(&rq.llnode);
 		cxmq_os_softirq_raise(softirq_, cpu);
 		break;
 	}
 	case 2: {
 		rq.backend_status = st;
-		auto *t = static_cast<TimerTable *>(h.driver_data);
+		auto *t = static_cast<NullHctx *>(h.driver_data);
 		cxmq_os_timer_start(t->timers[rq.tag], cfg_.completion_nsec);
 		break;
 	}
@@ -174,23 +194,46 @@ cxmq_status NullBackend::queue_rq(HwQueue &h, Request &rq, bool)
 	return CXMQ_STS_OK;
 }
 
-void NullBackend::softirq_fn(void *arg, u32 i)
+// Ends the requests of a list taken off a completion list, oldest first; returns how many.
+u32 NullBackend::end_all(LListNode *n)
 {
-	auto *self = static_cast<NullBackend *>(arg);
-	LListNode *n = self->done_lists_[i].take_all_fifo();
+	u32 nr = 0;
 	while (n) {
 		LListNode *next = n->next;
 		Request *rq = Request::from_llnode(n);
-		self->queue_->end_request(*rq, static_cast<cxmq_status>(rq->backend_status));
+		queue_->end_request(*rq, static_cast<cxmq_status>(rq->backend_status));
 		n = next;
+		nr++;
 	}
+	return nr;
+}
+
+void NullBackend::softirq_fn(void *arg, u32 i)
+{
+	auto *self = static_cast<NullBackend *>(arg);
+	DoneList &d = self->done_lists_[i];
+	add_relaxed(d.done, u64(self->end_all(d.list.take_all_fifo())));
 }
 
 void NullBackend::timer_fn(void *arg)
 {
 	auto *rq = static_cast<Request *>(arg);
 	NullBackend *self = static_cast<NullBackend *>(rq->hctx->backend);
+	add_relaxed(self->timer_done_, u64(1));
 	self->queue_->end_request(*rq, static_cast<cxmq_status>(rq->backend_status));
+}
+
+// Several pollers may poll one queue: each takes what is there at once, so every request is
+// ended by exactly one of them.
+int NullBackend::poll(HwQueue &h)
+{
+	auto *t = static_cast<NullHctx *>(h.driver_data);
+	if (t->poll_list.empty()) // (a poller spins here: no atomic operation while idle)
+		return 0;
+	const u32 n = end_all(t->poll_list.take_all_fifo());
+	if (n)
+		add_relaxed(poll_done_, u64(n));
+	return int(n);
 }
 
 } // namespace cxmq

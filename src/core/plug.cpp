@@ -27,7 +27,7 @@ void Queue::unplug_fn(void *storage, int from_schedule)
 // Returns false when the task holds no plug (the caller submits unplugged). Otherwise the
 // bio is merged into the plug's newest request, or made a request of its own on the plug, or
 // ended (AGAIN under NOWAIT with no free request).
-bool Queue::plug_bio(const Bio &b, bool nowait)
+bool Queue::plug_bio(const Bio &b, u32 cpu, bool nowait)
 {
 	Plug *p = current_plug();
 	if (!p)
@@ -36,8 +36,7 @@ bool Queue::plug_bio(const Bio &b, bool nowait)
 	limits(&lim);
 	if (p->nr && lim.nomerges < 2 && bio_mergeable(b) && plug_merge(*p, b, lim))
 		return true;
-	const u32 cpu = cxmq_os_this_cpu();
-	Request *rq = get_request(hctx_for_cpu(cpu), cpu, b, nowait);
+	Request *rq = get_request(hctx_for_cpu(cpu, bio_type(b)), cpu, b, nowait);
 	if (!rq)
 		return true;
 	// Waiting for a tag sleeps, and a sleep unplugs: look the plug up again.
@@ -59,7 +58,7 @@ bool Queue::plug_merge(Plug &p, const Bio &b, const cxmq_limits &lim)
 	Request &rq = *p.rqs[p.nr - 1];
 	if (attempt_merge(rq, b, lim) != MergeResult::kMerged)
 		return false;
-	add_relaxed(ctx(cxmq_os_this_cpu()).plug_merged, u64(1));
+	add_relaxed(rq_ctx(rq).plug_merged, u64(1));
 	cxmq_os_bio_merged(b.bio, b.cookie, rq.cookie);
 	return true;
 }
@@ -71,10 +70,10 @@ bool Queue::plug_merge(Plug &p, const Bio &b, const cxmq_limits &lim)
 bool Queue::issue_plug_direct(Plug &p)
 {
 	const u32 cpu = p.rqs[0]->ctx_cpu;
-	for (u32 i = 1; i < p.nr; i++)
-		if (p.rqs[i]->ctx_cpu != cpu)
-			return false;
 	HwQueue &h = *p.rqs[0]->hctx; // a software queue's requests are all of one hardware queue
+	for (u32 i = 1; i < p.nr; i++)
+		if (&rq_ctx(*p.rqs[i]) != &rq_ctx(*p.rqs[0]))
+			return false;
 	if (!claim_idle(h, cpu))
 		return false;
 	List list;
@@ -113,14 +112,13 @@ void Queue::flush_plug(Plug &p, bool from_schedule)
 	for (u32 i = 0; i < n; i++) {
 		if (sent[i])
 			continue;
-		const u32 cpu = p.rqs[i]->ctx_cpu;
 		HwQueue *h = p.rqs[i]->hctx; // read first: once staged, a request may complete
-		SwQueue &c = ctx(cpu);
+		SwQueue &c = rq_ctx(*p.rqs[i]);
 		{
 			LockGuard g(c.lock);
 			u32 added = 0;
 			for (u32 j = i; j < n; j++) {
-				if (sent[j] || p.rqs[j]->ctx_cpu != cpu)
+				if (sent[j] || &rq_ctx(*p.rqs[j]) != &c)
 					continue;
 				c.rq_list.push_back(&p.rqs[j]->node);
 				if (!c.last_merge)

@@ -44,27 +44,32 @@ int Queue::init(const cxmq_dev_config &cfg)
 		max_hw_queues_ += cxmq_os_cpu_possible(cpu) ? 1 : 0;
 	nr_hw_queues_ = min(max(cfg.submit_queues, 1u), max(max_hw_queues_, 1u));
 	max_hw_queues_ = max(max_hw_queues_, nr_hw_queues_);
+	nr_poll_ = min(cfg.poll_queues, max_hw_queues_);
+	nr_hw_queues_ += nr_poll_;
 	if (!freeze_lock_.init())
 		return -CXMQ_ENOMEM;
 	freeze_wq_ = cxmq_os_waitq_create(cfg.home_node);
 	usage_ = cxmq_os_usage_create(usage_zero, this);
-	ctxs_ = static_cast<SwQueue *>(cxmq_os_zalloc(sizeof(SwQueue) * nr_cpu_ids_, cfg.home_node));
-	cpu_map_ = static_cast<u32 *>(cxmq_os_zalloc(sizeof(u32) * nr_cpu_ids_, cfg.home_node));
+	const u32 nr_ctxs = nr_cpu_ids_ * kHctxTypes;
+	ctxs_ = static_cast<SwQueue *>(cxmq_os_zalloc(sizeof(SwQueue) * nr_ctxs, cfg.home_node));
+	cpu_map_ = static_cast<u32 *>(cxmq_os_zalloc(sizeof(u32) * nr_ctxs, cfg.home_node));
 	hctxs_ = static_cast<HwQueue **>(
-		cxmq_os_zalloc(sizeof(HwQueue *) * max_hw_queues_, cfg.home_node));
+		cxmq_os_zalloc(sizeof(HwQueue *) * max_hw_queues_ * kHctxTypes, cfg.home_node));
 	if (!freeze_wq_ || !usage_ || !ctxs_ || !cpu_map_ || !hctxs_)
 		return -CXMQ_ENOMEM;
-	for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++) {
-		SwQueue *c = new (&ctxs_[cpu]) SwQueue();
-		nr_ctxs_constructed_ = cpu + 1;
-		c->cpu = cpu;
-		if (!c->lock.init(cxmq_os_cpu_to_node(cpu)))
+	for (u32 i = 0; i < nr_ctxs; i++) {
+		SwQueue *c = new (&ctxs_[i]) SwQueue();
+		nr_ctxs_constructed_ = i + 1;
+		c->cpu = i % nr_cpu_ids_;
+		c->type = i / nr_cpu_ids_;
+		if (!c->lock.init(cxmq_os_cpu_to_node(c->cpu)))
 			return -CXMQ_ENOMEM;
 	}
 	nr_requests_ = cfg.hw_queue_depth;
 	map_queues();
 	for (u32 i = 0; i < nr_hw_queues_; i++) {
-		hctxs_[i] = alloc_hctx(i, nr_requests_, elv_);
+		hctxs_[i] = alloc_hctx(i, i < nr_default_queues() ? kHctxDefault : kHctxPoll,
+				       nr_requests_, elv_);
 		if (!hctxs_[i])
 			return -CXMQ_ENOMEM;
 	}
@@ -74,87 +79,141 @@ int Queue::init(const cxmq_dev_config &cfg)
 	return 0;
 }
 
-u32 Queue::update_nr_hw_queues(u32 want)
+u32 Queue::update_nr_hw_queues(u32 want, u32 want_poll)
 {
 	want = min(max(want, 1u), max_hw_queues_);
+	want_poll = min(want_poll, max_hw_queues_);
 	// Frozen: no request is in flight, so every list is empty and no tag is taken; only a run
 	// scheduled by the last completions may still be pending.
 	for (u32 i = 0; i < nr_hw_queues_; i++)
 		cxmq_os_work_cancel_sync(hctxs_[i]->run_work);
-	const u32 old = nr_hw_queues_;
-	for (u32 i = want; i < old; i++) {
-		release_hctx(hctxs_[i], elv_);
-		hctxs_[i] = nullptr;
+	const u32 old = nr_default_queues(), old_poll = nr_poll_;
+	// The poll queues follow the default ones: they wait at the end of hctxs_ while the
+	// default ones change (copied from the last: where they wait is never before where they
+	// are), then move in behind them.
+	const u32 park = kHctxTypes * max_hw_queues_ - old_poll;
+	for (u32 k = old_poll; k-- > 0;) {
+		HwQueue *h = hctxs_[old + k];
+		hctxs_[old + k] = nullptr;
+		hctxs_[park + k] = h;
 	}
-	if (want > old) {
-		// New queues take the node of their first CPU under the new map.
-		nr_hw_queues_ = want;
-		map_queues();
-		u32 got = old;
-		while (got < want && (hctxs_[got] = alloc_hctx(got, nr_requests_, elv_)) != nullptr)
-			got++;
-		if (got < want)
-			cxmq_os_log(CXMQ_LOG_WARN,
-				    "cxmq: out of memory for hardware queues: using %u of %u\n", got,
-				    want);
-		nr_hw_queues_ = got;
-	} else {
-		nr_hw_queues_ = want;
+	nr_poll_ = 0;
+	nr_hw_queues_ = old;
+	const u32 got = resize_type(old, want, kHctxDefault);
+	const u32 kept = min(old_poll, want_poll);
+	for (u32 k = 0; k < old_poll; k++) {
+		HwQueue *h = hctxs_[park + k];
+		hctxs_[park + k] = nullptr;
+		if (k >= kept) {
+			release_hctx(h, elv_);
+			continue;
+		}
+		h->index = got + k;
+		hctxs_[got + k] = h;
 	}
+	nr_poll_ = kept;
+	nr_hw_queues_ = got + kept;
+	resize_type(kept, want_poll, kHctxPoll);
 	map_queues();
 	assign_ctxs();
-	return nr_hw_queues_;
+	return got;
 }
 
-// The default CPU -> hardware queue map of blk-mq (Linux 6.1 blk_mq_map_queues): queues are
-// handed out to present CPUs first, then to the remaining possible CPUs in order; once every
-// queue has a CPU, a CPU shares the queue of its first SMT sibling.
+// Grows or shrinks the queues of one type, the last of their kind (the poll ones after the
+// default ones), from old_nr to want; returns how many it has (fewer only if memory ran short).
+u32 Queue::resize_type(u32 old_nr, u32 want, u32 type)
+{
+	const u32 off = type == kHctxPoll ? nr_default_queues() : 0;
+	auto set_nr = [&](u32 n) {
+		if (type == kHctxPoll)
+			nr_poll_ = n;
+		nr_hw_queues_ = off + n + (type == kHctxPoll ? 0 : nr_poll_);
+	};
+	for (u32 i = want; i < old_nr; i++) {
+		release_hctx(hctxs_[off + i], elv_);
+		hctxs_[off + i] = nullptr;
+	}
+	set_nr(want);
+	if (want <= old_nr)
+		return want;
+	map_queues(); // new queues take the node of their first CPU under the new map
+	u32 got = old_nr;
+	while (got < want &&
+	       (hctxs_[off + got] = alloc_hctx(off + got, type, nr_requests_, elv_)) != nullptr)
+		got++;
+	if (got < want)
+		cxmq_os_log(CXMQ_LOG_WARN, "cxmq: out of memory for %s queues: using %u of %u\n",
+			    type == kHctxPoll ? "poll" : "hardware", got, want);
+	set_nr(got);
+	return got;
+}
+
+// The CPU -> hardware queue map of each type, as blk-mq's (Linux 6.1 blk_mq_map_queues on each
+// of the tag set's maps, the poll map's queues numbered after the default ones). Without poll
+// queues the poll map is the default one (blk_mq_map_swqueue), though nothing is sent by it.
 void Queue::map_queues()
 {
+	map_type(cpu_map_, 0, nr_default_queues());
+	u32 *poll_map = cpu_map_ + kHctxPoll * nr_cpu_ids_;
+	if (nr_poll_)
+		map_type(poll_map, nr_default_queues(), nr_poll_);
+	else
+		for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++)
+			poll_map[cpu] = cpu_map_[cpu];
+	for (u32 i = 0; i < nr_cpu_ids_ * kHctxTypes; i++)
+		ctxs_[i].hctx_idx = cpu_map_[i];
+}
+
+// blk_mq_map_queues: queues are handed out to present CPUs first, then to the remaining
+// possible CPUs in order; once every queue has a CPU, a CPU shares the queue of its first SMT
+// sibling. Queue numbers start at `offset`.
+void Queue::map_type(u32 *map, u32 offset, u32 nr)
+{
 	constexpr u32 kUnset = ~0u;
-	u32 nr = nr_hw_queues_, q = 0;
+	u32 q = 0;
 	for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++)
-		cpu_map_[cpu] = kUnset;
+		map[cpu] = kUnset;
 	for (u32 cpu = 0; cpu < nr_cpu_ids_ && q < nr; cpu++)
 		if (cxmq_os_cpu_present(cpu))
-			cpu_map_[cpu] = q++ % nr;
+			map[cpu] = offset + q++ % nr;
 	for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++) {
-		if (cpu_map_[cpu] != kUnset)
+		if (map[cpu] != kUnset)
 			continue;
 		if (!cxmq_os_cpu_possible(cpu)) {
-			cpu_map_[cpu] = 0; // never submits; keeps lookups in range
+			map[cpu] = offset; // never submits; keeps lookups in range
 			continue;
 		}
 		u32 sibling = cxmq_os_cpu_first_sibling(cpu);
-		if (q < nr || sibling == cpu || sibling >= nr_cpu_ids_ || cpu_map_[sibling] == kUnset)
-			cpu_map_[cpu] = q++ % nr;
+		if (q < nr || sibling == cpu || sibling >= nr_cpu_ids_ || map[sibling] == kUnset)
+			map[cpu] = offset + q++ % nr;
 		else
-			cpu_map_[cpu] = cpu_map_[sibling];
+			map[cpu] = map[sibling];
 	}
-	for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++)
-		ctxs_[cpu].hctx_idx = cpu_map_[cpu];
 }
 
-// Every possible CPU's software queue feeds the hardware queue its CPU maps to, online or not:
-// a run drains all of them, so a request staged by a CPU that goes offline is never stranded.
+// Every possible CPU's software queue of each type feeds the hardware queue of that type its
+// CPU maps to, online or not: a run drains all of them, so a request staged by a CPU that goes
+// offline is never stranded.
 void Queue::assign_ctxs()
 {
 	for (u32 i = 0; i < nr_hw_queues_; i++)
 		hctxs_[i]->nr_ctx = 0;
-	for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++) {
-		if (!cxmq_os_cpu_possible(cpu))
-			continue;
-		HwQueue &h = *hctxs_[cpu_map_[cpu]];
-		h.ctx_cpus[h.nr_ctx++] = cpu;
+	for (u32 type = 0; type < (nr_poll_ ? kHctxTypes : 1u); type++) {
+		for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++) {
+			if (!cxmq_os_cpu_possible(cpu))
+				continue;
+			HwQueue &h = *hctxs_[map_cpu(cpu, type)];
+			h.ctx_cpus[h.nr_ctx++] = cpu;
+		}
 	}
 }
 
-HwQueue *Queue::alloc_hctx(u32 index, u32 depth, Elevator *elv)
+HwQueue *Queue::alloc_hctx(u32 index, u32 type, u32 depth, Elevator *elv)
 {
 	int node = cfg_.home_node;
 	u32 nr_ctx = 0;
 	for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++) {
-		if (cpu_map_[cpu] == index && cxmq_os_cpu_possible(cpu)) {
+		if (map_cpu(cpu, type) == index && cxmq_os_cpu_possible(cpu)) {
 			if (nr_ctx++ == 0 && node < 0)
 				node = cxmq_os_cpu_to_node(cpu);
 		}
@@ -165,6 +224,7 @@ HwQueue *Queue::alloc_hctx(u32 index, u32 depth, Elevator *elv)
 	h->queue = this;
 	h->backend = backend_;
 	h->index = index;
+	h->type = type;
 	h->node = node;
 	h->rq_stride = static_cast<u32>(round_up(Request::pdu_offset() + backend_->pdu_size(), kCacheLine));
 	h->rq_mem = static_cast<char *>(cxmq_os_zalloc(size_t(h->rq_stride) * depth, node));
@@ -215,7 +275,7 @@ void Queue::free_hctx(HwQueue *h)
 Queue::~Queue()
 {
 	if (hctxs_) {
-		for (u32 i = 0; i < max_hw_queues_; i++) {
+		for (u32 i = 0; i < max_hw_queues_ * kHctxTypes; i++) {
 			if (!hctxs_[i])
 				continue;
 			release_hctx(hctxs_[i], elv_);
@@ -288,8 +348,9 @@ void Queue::submit(const Bio &b)
 	// Flushes and FUA writes are never plugged (blk-mq sends them to its flush machinery).
 	const bool pluggable = b.op != CXMQ_OP_FLUSH &&
 			       !(b.flags & (CXMQ_BIO_FUA | CXMQ_BIO_PREFLUSH));
-	if (!pluggable || !plug_bio(b, nowait))
-		submit_rq(b, nowait);
+	const u32 cpu = cxmq_os_this_cpu();
+	if (!pluggable || !plug_bio(b, cpu, nowait))
+		submit_rq(b, cpu, nowait);
 	exit();
 }
 
@@ -310,7 +371,9 @@ Request *Queue::get_request(HwQueue &h, u32 cpu, const Bio &b, bool nowait)
 	cxmq_os_usage_get(usage_); // the request's, dropped by end_request
 	Request &rq = *h.rq(static_cast<u32>(tag));
 	rq.init_from(b, cpu);
-	SwQueue &c = ctx(cpu);
+	if (h.type == kHctxPoll) // where its submitter polls (before it can complete)
+		cxmq_os_bio_set_poll_queue(b.bio, h.index);
+	SwQueue &c = ctx(cpu, h.type);
 	add_relaxed(c.dispatched[rq.is_write()], u64(1));
 	add_relaxed(h.queued, u64(1));
 	if (elv_)
@@ -320,15 +383,15 @@ Request *Queue::get_request(HwQueue &h, u32 cpu, const Bio &b, bool nowait)
 
 // Without a plug: into a request staged on this CPU's software queue if one takes it,
 // else a new request, sent straight to the backend when nothing waits ahead of it.
-void Queue::submit_rq(const Bio &b, bool nowait)
+void Queue::submit_rq(const Bio &b, u32 cpu, bool nowait)
 {
-	const u32 cpu = cxmq_os_this_cpu();
-	HwQueue &h = hctx_for_cpu(cpu);
+	const u32 type = bio_type(b);
+	HwQueue &h = hctx_for_cpu(cpu, type);
 	if (elv_) {
 		submit_sched(h, cpu, b, nowait);
 		return;
 	}
-	SwQueue &c = ctx(cpu);
+	SwQueue &c = ctx(cpu, type);
 	if (load_relaxed(c.nr_pending) && bio_mergeable(b) && ctx_merge(c, b))
 		return;
 	Request *rq = get_request(h, cpu, b, nowait);
@@ -348,7 +411,7 @@ void Queue::issue(HwQueue &h, Request &rq)
 	}
 	if (issue_direct(h, rq))
 		return;
-	insert_to_ctx(ctx(rq.ctx_cpu), rq);
+	insert_to_ctx(rq_ctx(rq), rq);
 	run_hw_queue(h);
 }
 
@@ -360,7 +423,7 @@ void Queue::issue(HwQueue &h, Request &rq)
 bool Queue::claim_idle(HwQueue &h, u32 cpu)
 {
 	if (load_relaxed(h.nr_dispatch) || (load_relaxed(h.state) & HwQueue::kRestart) ||
-	    load_relaxed(ctx(cpu).nr_pending))
+	    load_relaxed(ctx(cpu, h.type).nr_pending))
 		return false;
 	return !(fetch_or(h.state, HwQueue::kRunning) & HwQueue::kRunning);
 }
@@ -471,7 +534,7 @@ bool Queue::dispatch_once(HwQueue &h)
 		return busy;
 	}
 	for (u32 i = 0; i < h.nr_ctx; i++) {
-		SwQueue &c = ctx(h.ctx_cpus[i]);
+		SwQueue &c = ctx(h.ctx_cpus[i], h.type);
 		if (!load_relaxed(c.nr_pending))
 			continue;
 		LockGuard g(c.lock);
@@ -529,7 +592,7 @@ void Queue::end_request(Request &rq, cxmq_status status)
 	HwQueue &h = *rq.hctx;
 	void *bio = rq.bio, *tail = rq.biotail;
 	const u64 cookie = rq.cookie;
-	add_relaxed(ctx(rq.ctx_cpu).completed[rq.is_write()], u64(1));
+	add_relaxed(rq_ctx(rq).completed[rq.is_write()], u64(1));
 	if (elv_)
 		finish_sched(h, rq);
 	rq.bio = rq.biotail = nullptr;

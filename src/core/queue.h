@@ -12,15 +12,21 @@
 
 namespace cxmq {
 
+// Hardware queue types (blk-mq's HCTX_TYPE_DEFAULT and HCTX_TYPE_POLL; HCTX_TYPE_READ stays
+// unused, as null_blk leaves it empty). Each type has its own CPU map and software queues.
+enum HctxType : u32 { kHctxDefault = 0, kHctxPoll = 1, kHctxTypes = 2 };
+
 // Buckets of the unplug batch size histogram: 1, 2-3, 4-7, 8-15, 16-31, 32 requests.
 constexpr u32 kUnplugBuckets = 6;
 
-// A software staging queue: one per possible CPU. Requests that cannot go straight to the
-// hardware wait here, in submission order.
+// A software staging queue: one per possible CPU and hardware queue type (blk-mq's ctx keeps a
+// list per type: ctx->rq_lists[type]). Requests that cannot go straight to the hardware wait
+// here, in submission order.
 struct alignas(kCacheLine) SwQueue {
 	SpinLock lock;
 	List rq_list; // under lock
 	u32 cpu = 0;
+	u32 type = kHctxDefault;
 	u32 hctx_idx = 0;
 	u32 nr_pending = 0; // on rq_list, under lock
 	Request *last_merge = nullptr; // under lock: the one-hit merge cache (q->last_merge)
@@ -65,6 +71,7 @@ struct alignas(kCacheLine) HwQueue {
 	Queue *queue = nullptr;
 	Backend *backend = nullptr;
 	u32 index = 0;
+	u32 type = kHctxDefault;      // HctxType
 	int node = -1;
 	u32 state = 0;                // atomic
 	SpinLock lock;
@@ -86,6 +93,11 @@ struct alignas(kCacheLine) HwQueue {
 	u64 dispatched[kDispatchBuckets] = {};
 	u64 busy_events = 0;          // times the backend answered busy
 	u64 direct_issued = 0;        // requests issued without touching a software queue
+	// mq/<n>/io_poll (poll queues): polls asked for, backend polls made, polls that found
+	// completions.
+	u64 poll_considered = 0;
+	u64 poll_invoked = 0;
+	u64 poll_success = 0;
 
 	Request *rq(u32 tag) { return reinterpret_cast<Request *>(rq_mem + size_t(tag) * rq_stride); }
 	// The request pool: hw_queue_depth without a scheduler (or less: nr_requests), else the
@@ -106,11 +118,14 @@ public:
 	static Queue *create(const cxmq_dev_config &cfg, Backend *backend, int *err);
 
 	void set_live();
-	// Changes the number of hardware queues to `want` (capped to 1..possible CPUs) and remaps
-	// the CPUs. The caller has frozen the queue and keeps readers of the map out. When memory
-	// runs short the queue keeps as many queues as it could allocate (at least the ones it
-	// had). Returns the number in use.
-	u32 update_nr_hw_queues(u32 want);
+	// Changes the number of default hardware queues to `want` (capped to 1..possible CPUs)
+	// and of poll queues to `want_poll` (0..possible CPUs), and remaps the CPUs. The caller
+	// has frozen the queue and keeps readers of the map out. When memory runs short the queue
+	// keeps as many queues of each type as it could allocate (at least the ones it had).
+	// Returns the number of default queues in use (nr_poll_queues(): the poll ones).
+	u32 update_nr_hw_queues(u32 want, u32 want_poll = 0);
+	// Reaps the completions of the poll queue named by `cookie` (cxmq_queue_poll).
+	int poll(u32 cookie, bool oneshot);
 	// Refuses new IO and waits for IO in flight; the queue is then only fit for destroy().
 	void shutdown();
 	void submit_bio(void *bio, cxmq_op op, u64 sector, u32 nr_sectors, u32 flags,
@@ -146,26 +161,43 @@ public:
 	bool frozen() const { return load_relaxed(freeze_depth_) > 0; }
 	bool dying() const { return load_acquire(dying_); }
 
+	// Every hardware queue: the default ones, then the poll ones (blk-mq's queue_offset).
 	u32 nr_hw_queues() const { return nr_hw_queues_; }
+	u32 nr_poll_queues() const { return nr_poll_; }
+	u32 nr_default_queues() const { return nr_hw_queues_ - nr_poll_; }
 	HwQueue &hctx(u32 i) { return *hctxs_[i]; }
-	HwQueue &hctx_for_cpu(u32 cpu) { return *hctxs_[cpu_map_[cpu]]; }
-	SwQueue &ctx(u32 cpu) { return ctxs_[cpu]; }
+	HwQueue &hctx_for_cpu(u32 cpu, u32 type = kHctxDefault)
+	{
+		return *hctxs_[cpu_map_[type * nr_cpu_ids_ + cpu]];
+	}
+	SwQueue &ctx(u32 cpu, u32 type = kHctxDefault) { return ctxs_[type * nr_cpu_ids_ + cpu]; }
+	// The software queue a request was made on.
+	SwQueue &rq_ctx(const Request &rq) { return ctx(rq.ctx_cpu, rq.hctx->type); }
+	// Where a bio goes: a polled one to the poll queues, while there are any (blk-mq's
+	// blk_mq_get_hctx_type; the host clears REQ_POLLED once there are none, a bio already past
+	// that check goes to the default queues and completes as they do).
+	u32 bio_type(const Bio &b) const
+	{
+		return (b.flags & CXMQ_BIO_POLLED) && nr_poll_ ? kHctxPoll : kHctxDefault;
+	}
 	u32 nr_cpus() const { return nr_cpu_ids_; }
-	u32 map_cpu(u32 cpu) const { return cpu_map_[cpu]; }
+	u32 map_cpu(u32 cpu, u32 type = kHctxDefault) const { return cpu_map_[type * nr_cpu_ids_ + cpu]; }
 	const cxmq_dev_config &config() const { return cfg_; }
 	Backend &backend() { return *backend_; }
 
 private:
 	int init(const cxmq_dev_config &cfg);
-	HwQueue *alloc_hctx(u32 index, u32 depth, Elevator *elv);
+	HwQueue *alloc_hctx(u32 index, u32 type, u32 depth, Elevator *elv);
+	u32 resize_type(u32 old_nr, u32 want, u32 type);
 	void free_hctx(HwQueue *h);
 	void release_hctx(HwQueue *h, Elevator *elv);
 	int rebuild_hctxs(u32 depth, Elevator *elv);
 	void map_queues();
+	void map_type(u32 *map, u32 offset, u32 nr);
 	void assign_ctxs();
 	bool enter(bool nowait, bool *dying);
 	void exit() { cxmq_os_usage_put(usage_); }
-	void submit_rq(const Bio &b, bool nowait);
+	void submit_rq(const Bio &b, u32 cpu, bool nowait);
 	void submit_sched(HwQueue &h, u32 cpu, const Bio &b, bool nowait);
 	void insert_sched(HwQueue &h, Request &rq);
 	Request *get_request(HwQueue &h, u32 cpu, const Bio &b, bool nowait);
@@ -177,7 +209,7 @@ private:
 	void insert_to_ctx(SwQueue &ctx, Request &rq);
 	// plug.cpp
 	Plug *current_plug();
-	bool plug_bio(const Bio &b, bool nowait);
+	bool plug_bio(const Bio &b, u32 cpu, bool nowait);
 	bool plug_merge(Plug &p, const Bio &b, const cxmq_limits &lim);
 	void flush_plug(Plug &p, bool from_schedule);
 	bool issue_plug_direct(Plug &p);
@@ -198,11 +230,12 @@ private:
 	u32 nr_requests_ = 0;         // every hardware queue's pool depth
 	void *host_ = nullptr;        // for cxmq_os_queue_limits
 	u32 nr_cpu_ids_ = 0;
-	u32 nr_hw_queues_ = 0;
-	u32 max_hw_queues_ = 0;       // possible CPUs: the size of hctxs_
+	u32 nr_hw_queues_ = 0;        // of every type
+	u32 nr_poll_ = 0;             // the last nr_poll_ of them are poll queues
+	u32 max_hw_queues_ = 0;       // of one type: possible CPUs (hctxs_ has room for each type)
 	HwQueue **hctxs_ = nullptr;
-	SwQueue *ctxs_ = nullptr;
-	u32 *cpu_map_ = nullptr;
+	SwQueue *ctxs_ = nullptr;     // [type * nr_cpu_ids_ + cpu]
+	u32 *cpu_map_ = nullptr;      // [type * nr_cpu_ids_ + cpu]: a hardware queue index
 	cxmq_os_usage *usage_ = nullptr;
 	cxmq_os_waitq *freeze_wq_ = nullptr;
 	Mutex freeze_lock_;

@@ -52,6 +52,8 @@ constexpr Setting kTable[] = {
 	0,                Kind::Range,    0,          1,                      "",        "0 or 1"},
 {"submit_queues", kParam | kAttr | kLive | kConfig | kPossibleCpus, FIELD(dev.submit_queues), 1,
 	1,                Kind::Range,    1,          0,                      "queues",  nullptr},
+{"poll_queues",   kParam | kAttr | kLive | kConfig | kPossibleCpus, FIELD(dev.poll_queues), 1,
+	0,                Kind::Range,    0,          0,                      "queues",  nullptr},
 {"max_sectors",   kParam | kAttr | kConfig | kZeroOk,               FIELD(dev.max_sectors), 1,
 	0,                Kind::Range,    8,          8388607,                "sectors", nullptr},
 {"scheduler",     kParam | kAttr | kConfig,                         FIELD(dev.sched),     1,

@@ -3,7 +3,7 @@
  * /sys/kernel/config/cxmq/<name>/: devices made at runtime, as null_blk's configfs has them.
  * mkdir makes a powered-off device with the module parameters' settings; its attributes set
  * the configuration; power=1 creates the disk, power=0 removes it; rmdir removes it too. While
- * powered, only submit_queues can change (the hardware queue count, at runtime); the others
+ * powered, only submit_queues and poll_queues can change (the hardware queue counts); the others
  * answer -EBUSY. Malformed or out-of-range writes answer -EINVAL and change nothing.
  */
 #include <linux/configfs.h>
@@ -69,10 +69,12 @@ static ssize_t cxmq_cfs_store(struct config_item *item, const char *page, size_t
 	ret = cxmq_setting_parse(i, page, &cfg, config_item_name(item), d->dev != NULL);
 	if (!ret && d->dev) {
 		/*
-		 * The live settings take effect now. The hardware queue count is the only one:
-		 * fewer than asked when memory runs short, and the attribute shows what is in use.
+		 * The live settings take effect now. The hardware queue counts are the only ones:
+		 * fewer than asked when memory runs short, and the attributes show what is in use.
 		 */
-		cfg.submit_queues = cxmq_dev_set_nr_hw_queues(d->dev, cfg.submit_queues);
+		cxmq_dev_set_nr_hw_queues(d->dev, cfg.submit_queues, cfg.poll_queues);
+		cfg.submit_queues = d->dev->cfg.submit_queues;
+		cfg.poll_queues = d->dev->cfg.poll_queues;
 	}
 	if (!ret)
 		d->cfg = cfg;
@@ -95,6 +97,7 @@ static ssize_t cxmq_cfs_store(struct config_item *item, const char *page, size_t
 CXMQ_CFS_SETTING(size);
 CXMQ_CFS_SETTING(blocksize);
 CXMQ_CFS_SETTING(submit_queues);
+CXMQ_CFS_SETTING(poll_queues);
 CXMQ_CFS_SETTING(hw_queue_depth);
 CXMQ_CFS_SETTING(irqmode);
 CXMQ_CFS_SETTING(completion_nsec);
@@ -163,6 +166,7 @@ CONFIGFS_ATTR_RO(cxmq_cfs_, index);
 
 static struct configfs_attribute *cxmq_cfs_attrs[] = {
 	&cxmq_cfs_attr_size, &cxmq_cfs_attr_blocksize, &cxmq_cfs_attr_submit_queues,
+	&cxmq_cfs_attr_poll_queues,
 	&cxmq_cfs_attr_hw_queue_depth, &cxmq_cfs_attr_irqmode, &cxmq_cfs_attr_completion_nsec,
 	&cxmq_cfs_attr_memory_backed, &cxmq_cfs_attr_home_node, &cxmq_cfs_attr_max_sectors,
 	&cxmq_cfs_attr_scheduler,

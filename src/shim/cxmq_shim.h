@@ -18,7 +18,7 @@ struct cxmq_mq_obj;
 struct cxmq_dev {
 	struct list_head list;          /* cxmq_devices, under cxmq_devices_lock */
 	int index;
-	struct cxmq_dev_config cfg;     /* cfg.submit_queues: the hardware queues in use */
+	struct cxmq_dev_config cfg;     /* submit_queues, poll_queues: the hardware queues in use */
 	struct cxmq_queue *q;
 	struct gendisk *disk;
 	struct dentry *debugfs;
@@ -35,7 +35,7 @@ struct cxmq_dev {
 	bool mq_registered;             /* under sysfs_dir_lock: the tree exists */
 	cpumask_var_t sysfs_cpus;       /* online CPUs, as the tree shows them */
 	struct kobject *mq_kobj;
-	struct cxmq_mq_obj **hctx_objs; /* nr_cpu_ids entries each */
+	struct cxmq_mq_obj **hctx_objs; /* 2 * nr_cpu_ids entries each (default, poll) */
 	struct cxmq_mq_obj **ctx_objs;
 
 	struct hlist_node cpuhp_node;
@@ -50,7 +50,7 @@ struct cxmq_dev {
 /* main.c */
 struct cxmq_dev *cxmq_dev_create(const struct cxmq_dev_config *cfg, int *err);
 void cxmq_dev_destroy(struct cxmq_dev *dev);
-int cxmq_dev_set_nr_hw_queues(struct cxmq_dev *dev, u32 nr);
+void cxmq_dev_set_nr_hw_queues(struct cxmq_dev *dev, u32 nr, u32 nr_poll);
 void cxmq_default_config(struct cxmq_dev_config *cfg); /* the module parameters' */
 
 /* os_linux.c: /sys/kernel/debug/cxmq/fail_init_hctx/ where the kernel has fault injection */

@@ -86,6 +86,7 @@ CXMQ_PARAM(completion_nsec, ulong, "irqmode=2: completion delay in ns (1..100000
 CXMQ_PARAM(memory_backed, uint, "Keep data in memory: 0 no (default), 1 yes (pages allocated on first write)");
 CXMQ_PARAM(home_node, int, "NUMA node for device memory (-1: any, default)");
 CXMQ_PARAM(scheduler, charp, "First IO scheduler of each device: none (default), mq-deadline or kyber");
+CXMQ_PARAM(poll_queues, uint, "Poll queues for IOPOLL (io_uring hipri) bios (0..possible CPUs, more is capped; default 0)");
 CXMQ_PARAM(max_sectors, uint, "Largest request in 512-byte sectors (0 or 8..8388607; default 0: the kernel's default)");
 
 /* Writable at runtime: applied to every device at once. */
@@ -151,6 +152,9 @@ static void cxmq_submit_bio(struct bio *bio)
 		b.flags |= CXMQ_BIO_NOMERGE;
 	if (bio->bi_opf & REQ_SYNC)
 		b.flags |= CXMQ_BIO_SYNC;
+	/* (the kernel keeps REQ_POLLED only while the queue has QUEUE_FLAG_POLL) */
+	if (bio->bi_opf & REQ_POLLED)
+		b.flags |= CXMQ_BIO_POLLED;
 	if (blk_queue_io_stat(dev->disk->queue))
 		b.cookie = CXMQ_ACCT_COOKIE | bio_start_io_acct(bio);
 	b.bio = bio;
@@ -159,6 +163,28 @@ static void cxmq_submit_bio(struct bio *bio)
 	b.ioprio = bio_prio(bio);
 	/* b.nr_segs 0: counted (cxmq_os_bio_nr_segs) only if the core tries to merge the bio */
 	cxmq_queue_submit(dev->q, &b);
+}
+
+/*
+ * bio_poll(), under rcu_read_lock with the disk's queue entered, for a bio whose bi_cookie the
+ * core set: it names the poll queue to reap. The bio may have completed already.
+ */
+static int cxmq_poll_bio(struct bio *bio, struct io_comp_batch *iob, unsigned int flags)
+{
+	struct cxmq_dev *dev = bio->bi_bdev->bd_disk->private_data;
+	int ret = cxmq_queue_poll(dev->q, READ_ONCE(bio->bi_cookie), flags & BLK_POLL_ONESHOT);
+
+	__set_current_state(TASK_RUNNING); /* as blk_mq_poll leaves it */
+	return ret;
+}
+
+/* QUEUE_FLAG_POLL (queue/io_poll) exactly while the disk has poll queues. */
+static void cxmq_update_poll_flag(struct cxmq_dev *dev)
+{
+	if (cxmq_queue_nr_poll_queues(dev->q))
+		blk_queue_flag_set(QUEUE_FLAG_POLL, dev->disk->queue);
+	else
+		blk_queue_flag_clear(QUEUE_FLAG_POLL, dev->disk->queue);
 }
 
 static void cxmq_free_disk(struct gendisk *disk)
@@ -170,6 +196,7 @@ static void cxmq_free_disk(struct gendisk *disk)
 static const struct block_device_operations cxmq_fops = {
 	.owner = THIS_MODULE,
 	.submit_bio = cxmq_submit_bio,
+	.poll_bio = cxmq_poll_bio,
 	.free_disk = cxmq_free_disk,
 };
 
@@ -256,7 +283,8 @@ struct cxmq_dev *cxmq_dev_create(const struct cxmq_dev_config *cfg, int *err)
 	dev->q = cxmq_queue_create(cfg, &ret);
 	if (!dev->q)
 		goto out_free;
-	dev->cfg.submit_queues = cxmq_queue_nr_hw_queues(dev->q);
+	dev->cfg.poll_queues = cxmq_queue_nr_poll_queues(dev->q);
+	dev->cfg.submit_queues = cxmq_queue_nr_hw_queues(dev->q) - dev->cfg.poll_queues;
 	cxmq_queue_set_busy_every(dev->q, g_busy_every);
 
 	disk = blk_alloc_disk(cfg->home_node);
@@ -281,6 +309,7 @@ struct cxmq_dev *cxmq_dev_create(const struct cxmq_dev_config *cfg, int *err)
 	blk_queue_flag_set(QUEUE_FLAG_NOWAIT, disk->queue);
 	/* /proc/diskstats: each bio is accounted (bio_start_io_acct/bio_end_io_acct) */
 	blk_queue_flag_set(QUEUE_FLAG_IO_STAT, disk->queue);
+	cxmq_update_poll_flag(dev);
 	/* The limits requests are merged up to: the core's defaults, null_blk's max_sectors */
 	cxmq_queue_default_limits(cfg, &lim);
 	blk_queue_max_hw_sectors(disk->queue, cfg->max_sectors ? cfg->max_sectors : BLK_DEF_MAX_SECTORS);
@@ -356,24 +385,24 @@ void cxmq_dev_destroy(struct cxmq_dev *dev)
 }
 
 /*
- * Changes the number of hardware queues of a live device: freeze (IO in flight drains, new IO
- * waits), remove the mq/ directories, remap, add them again, unfreeze. Allocations meanwhile
- * must not recurse into IO (to this frozen queue, for one). Returns the number now in use.
+ * Changes the number of hardware queues of a live device (nr default, nr_poll poll ones):
+ * freeze (IO in flight drains, new IO waits), remove the mq/ directories, remap, add them
+ * again, unfreeze. Allocations meanwhile must not recurse into IO (to this frozen queue, for
+ * one). dev->cfg.submit_queues and poll_queues then say what is in use.
  */
-int cxmq_dev_set_nr_hw_queues(struct cxmq_dev *dev, u32 nr)
+void cxmq_dev_set_nr_hw_queues(struct cxmq_dev *dev, u32 nr, u32 nr_poll)
 {
 	unsigned int noio;
-	u32 got;
 
 	cxmq_queue_freeze(dev->q);
 	noio = memalloc_noio_save();
 	cxmq_mq_change_begin(dev);
-	got = cxmq_queue_update_nr_hw_queues(dev->q, nr);
-	dev->cfg.submit_queues = got;
+	dev->cfg.submit_queues = cxmq_queue_update_nr_hw_queues(dev->q, nr, nr_poll);
+	dev->cfg.poll_queues = cxmq_queue_nr_poll_queues(dev->q);
+	cxmq_update_poll_flag(dev); /* frozen: no polled bio is in flight */
 	cxmq_mq_change_end(dev);
 	memalloc_noio_restore(noio);
 	cxmq_queue_unfreeze(dev->q);
-	return got;
 }
 
 static void cxmq_del_all(void)

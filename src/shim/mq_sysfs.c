@@ -32,6 +32,9 @@ struct cxmq_mq_attr {
 };
 
 #define CXMQ_HCTX_CPU_LIST (-1)
+/* Directories of each kind: a hardware queue of each type per CPU at most, a CPU's software
+ * queue of each type. */
+#define CXMQ_MQ_OBJS (2 * nr_cpu_ids)
 
 static struct cxmq_mq_obj *to_obj(struct kobject *kobj)
 {
@@ -74,7 +77,7 @@ static ssize_t cxmq_mq_attr_show(struct kobject *kobj, struct attribute *attr, c
 
 	mutex_lock(&dev->map_lock);
 	if (kobj->ktype == &cxmq_ctx_ktype)
-		ret = cxmq_queue_show_ctx(dev->q, obj->cpu, a->id, page, PAGE_SIZE);
+		ret = cxmq_queue_show_ctx(dev->q, obj->hctx, obj->cpu, a->id, page, PAGE_SIZE);
 	else if (a->id == CXMQ_HCTX_CPU_LIST)
 		ret = cxmq_cpu_list_show(dev, obj->hctx, page);
 	else
@@ -83,7 +86,26 @@ static ssize_t cxmq_mq_attr_show(struct kobject *kobj, struct attribute *attr, c
 	return ret;
 }
 
-static const struct sysfs_ops cxmq_mq_sysfs_ops = { .show = cxmq_mq_attr_show };
+/* io_poll is the one writable file: any write resets its counters (as 4.x blk-mq did). */
+static ssize_t cxmq_mq_attr_store(struct kobject *kobj, struct attribute *attr, const char *page,
+				  size_t count)
+{
+	struct cxmq_mq_obj *obj = to_obj(kobj);
+	struct cxmq_mq_attr *a = container_of(attr, struct cxmq_mq_attr, attr);
+	struct cxmq_dev *dev = obj->dev;
+
+	if (kobj->ktype == &cxmq_ctx_ktype || a->id != CXMQ_HCTX_IO_POLL)
+		return -EIO;
+	mutex_lock(&dev->map_lock);
+	cxmq_queue_reset_io_poll(dev->q, obj->hctx);
+	mutex_unlock(&dev->map_lock);
+	return count;
+}
+
+static const struct sysfs_ops cxmq_mq_sysfs_ops = {
+	.show = cxmq_mq_attr_show,
+	.store = cxmq_mq_attr_store,
+};
 
 
 #define CXMQ_ATTR(_name, _id) \
@@ -99,11 +121,15 @@ CXMQ_ATTR(nr_reserved_tags, CXMQ_HCTX_NR_RESERVED_TAGS);
 CXMQ_ATTR(queued, CXMQ_HCTX_QUEUED);
 CXMQ_ATTR(run, CXMQ_HCTX_RUN);
 CXMQ_ATTR(dispatched, CXMQ_HCTX_DISPATCHED);
+CXMQ_ATTR(type, CXMQ_HCTX_TYPE);
+static struct cxmq_mq_attr cxmq_attr_io_poll = {
+	.attr = { .name = "io_poll", .mode = 0644 }, .id = CXMQ_HCTX_IO_POLL };
 
 static struct attribute *cxmq_hctx_attrs[] = {
 	&cxmq_attr_cpu_list.attr, &cxmq_attr_pending.attr, &cxmq_attr_active.attr,
 	&cxmq_attr_tags.attr, &cxmq_attr_nr_tags.attr, &cxmq_attr_nr_reserved_tags.attr,
-	&cxmq_attr_queued.attr, &cxmq_attr_run.attr, &cxmq_attr_dispatched.attr, NULL,
+	&cxmq_attr_queued.attr, &cxmq_attr_run.attr, &cxmq_attr_dispatched.attr,
+	&cxmq_attr_io_poll.attr, &cxmq_attr_type.attr, NULL,
 };
 ATTRIBUTE_GROUPS(cxmq_hctx);
 
@@ -169,9 +195,9 @@ static void cxmq_mq_remove_dirs(struct cxmq_dev *dev)
 	unsigned int i;
 
 	lockdep_assert_held(&dev->sysfs_dir_lock);
-	for (i = 0; i < nr_cpu_ids; i++)
+	for (i = 0; i < CXMQ_MQ_OBJS; i++)
 		cxmq_mq_obj_del(&dev->ctx_objs[i]);
-	for (i = 0; i < nr_cpu_ids; i++)
+	for (i = 0; i < CXMQ_MQ_OBJS; i++)
 		cxmq_mq_obj_del(&dev->hctx_objs[i]);
 }
 
@@ -179,11 +205,14 @@ static void cxmq_mq_remove_dirs(struct cxmq_dev *dev)
 static int cxmq_mq_add_dirs(struct cxmq_dev *dev)
 {
 	u32 h, i, nr_hw = cxmq_queue_nr_hw_queues(dev->q);
+	u32 first_poll = nr_hw - cxmq_queue_nr_poll_queues(dev->q);
 
 	lockdep_assert_held(&dev->sysfs_dir_lock);
 	for (h = 0; h < nr_hw; h++) {
 		u32 n = cxmq_queue_hctx_nr_cpus(dev->q, h);
 		struct cxmq_mq_obj *hobj = NULL;
+		/* a CPU has a software queue under its default and under its poll queue */
+		struct cxmq_mq_obj **ctx_objs = dev->ctx_objs + (h >= first_poll ? nr_cpu_ids : 0);
 
 		for (i = 0; i < n; i++) {
 			u32 cpu = cxmq_queue_hctx_cpu(dev->q, h, i);
@@ -197,9 +226,9 @@ static int cxmq_mq_add_dirs(struct cxmq_dev *dev)
 					goto fail;
 				dev->hctx_objs[h] = hobj;
 			}
-			dev->ctx_objs[cpu] = cxmq_mq_obj_add(dev, &cxmq_ctx_ktype, &hobj->kobj, h,
-							     cpu, "cpu%u", cpu);
-			if (!dev->ctx_objs[cpu])
+			ctx_objs[cpu] = cxmq_mq_obj_add(dev, &cxmq_ctx_ktype, &hobj->kobj, h, cpu,
+							"cpu%u", cpu);
+			if (!ctx_objs[cpu])
 				goto fail;
 		}
 	}
@@ -234,8 +263,8 @@ int cxmq_mq_dev_init(struct cxmq_dev *dev)
 {
 	mutex_init(&dev->sysfs_dir_lock);
 	mutex_init(&dev->map_lock);
-	dev->hctx_objs = kcalloc(nr_cpu_ids, sizeof(*dev->hctx_objs), GFP_KERNEL);
-	dev->ctx_objs = kcalloc(nr_cpu_ids, sizeof(*dev->ctx_objs), GFP_KERNEL);
+	dev->hctx_objs = kcalloc(CXMQ_MQ_OBJS, sizeof(*dev->hctx_objs), GFP_KERNEL);
+	dev->ctx_objs = kcalloc(CXMQ_MQ_OBJS, sizeof(*dev->ctx_objs), GFP_KERNEL);
 	if (!dev->hctx_objs || !dev->ctx_objs || !zalloc_cpumask_var(&dev->sysfs_cpus, GFP_KERNEL))
 		return -ENOMEM;
 	return 0;

@@ -122,6 +122,12 @@ cxmq_u32 cxmq_os_bio_nr_segs(void *p)
 }
 
 /* blk_account_io_merge_bio: a merged bio counts in the merge columns of /proc/diskstats. */
+/* bio_poll() hands bi_cookie to ->poll_bio only when it is not BLK_QC_T_NONE (-1). */
+void cxmq_os_bio_set_poll_queue(void *bio, cxmq_u32 hctx)
+{
+	WRITE_ONCE(((struct bio *)bio)->bi_cookie, hctx);
+}
+
 void cxmq_os_bio_merged(void *p, cxmq_u64 cookie, cxmq_u64 rq_cookie)
 {
 	struct bio *bio = p;

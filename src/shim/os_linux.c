@@ -15,6 +15,7 @@
 #include <linux/nodemask.h>
 #include <linux/percpu-refcount.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/topology.h>
@@ -351,6 +352,25 @@ void cxmq_os_usage_destroy(struct cxmq_os_usage *u)
 int cxmq_os_usage_tryget_live(struct cxmq_os_usage *u)
 {
 	return percpu_ref_tryget_live(&u->ref);
+}
+
+int cxmq_os_usage_tryget(struct cxmq_os_usage *u)
+{
+	return percpu_ref_tryget(&u->ref);
+}
+
+/* blk_mq_poll's loop: a task woken (or with a signal for its sleep) stops with a success, one
+ * whose CPU is wanted stops without. */
+enum cxmq_poll_next cxmq_os_poll_next(void)
+{
+	if (signal_pending_state(get_current_state(), current))
+		__set_current_state(TASK_RUNNING);
+	if (task_is_running(current))
+		return CXMQ_POLL_WOKEN;
+	if (need_resched())
+		return CXMQ_POLL_STOP;
+	cpu_relax();
+	return CXMQ_POLL_AGAIN;
 }
 
 void cxmq_os_usage_get(struct cxmq_os_usage *u)

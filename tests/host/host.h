@@ -70,6 +70,10 @@ struct FakeBio {
 	std::atomic<uint32_t> end_cpu{~0u};
 	std::atomic<int> end_context{-1}; // a Context
 	std::atomic<int64_t> end_ns{0};    // now_ns() at the end
+	// A polled bio's bi_cookie (cxmq_os_bio_set_poll_queue): -1 (BLK_QC_T_NONE) until set; a
+	// poll of any other queue after the end is what the kernel's bio_poll could do too.
+	std::atomic<uint32_t> poll_cookie{~0u};
+	std::atomic<int> poll_cookie_sets{0};
 	// Set by the submitter: cxmq_os_bio_end then reports any other cookie.
 	bool check_cookie = false;
 	uint64_t expect_cookie = 0;

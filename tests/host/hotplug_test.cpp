@@ -40,7 +40,7 @@ std::string hctx_file(cxmq_queue *q, uint32_t h, cxmq_hctx_attr a)
 std::string ctx_file(cxmq_queue *q, uint32_t cpu, cxmq_ctx_attr a)
 {
 	std::string buf(kPage, '\0');
-	const int n = cxmq_queue_show_ctx(q, cpu, a, &buf[0], kPage);
+	const int n = cxmq_queue_show_ctx(q, Q(q).map_cpu(cpu), cpu, a, &buf[0], kPage);
 	EXPECT_GE(n, 0);
 	EXPECT_LT(static_cast<size_t>(n), kPage);
 	return n < 0 ? "<error " + std::to_string(n) + ">" : buf.substr(0, static_cast<size_t>(n));

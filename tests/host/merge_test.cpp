@@ -278,6 +278,7 @@ public:
 	int init_hctx(cxmq::HwQueue &) override { return 0; }
 	void exit_hctx(cxmq::HwQueue &) override {}
 	void release() override {}
+	int poll(cxmq::HwQueue &) override { return 0; }
 	cxmq_status queue_rq(cxmq::HwQueue &h, Request &rq, bool last) override
 	{
 		{

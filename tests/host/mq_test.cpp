@@ -126,7 +126,7 @@ CpuLists fresh_lists(cxmq_dev_config cfg, uint32_t k)
 uint32_t update(cxmq_queue *q, uint32_t want)
 {
 	cxmq_queue_freeze(q);
-	const uint32_t got = cxmq_queue_update_nr_hw_queues(q, want);
+	const uint32_t got = cxmq_queue_update_nr_hw_queues(q, want, 0);
 	cxmq_queue_unfreeze(q);
 	return got;
 }
@@ -187,7 +187,7 @@ std::string hctx_file(cxmq_queue *q, uint32_t h, cxmq_hctx_attr a, size_t size =
 }
 std::string ctx_file(cxmq_queue *q, uint32_t cpu, cxmq_ctx_attr a, size_t size = kPage)
 {
-	return show_into(size, [&](char *b, size_t s) { return cxmq_queue_show_ctx(q, cpu, a, b, s); });
+	return show_into(size, [&](char *b, size_t s) { return cxmq_queue_show_ctx(q, Q(q).map_cpu(cpu), cpu, a, b, s); });
 }
 
 std::vector<std::string> split_lines(const std::string &s)
@@ -557,9 +557,9 @@ TEST_F(Mq, AllocationFailureWhileGrowingKeepsWhatItGot)
 			clear_logs();
 			cxmq_queue_freeze(q);
 			const long a0 = allocations();
-			ASSERT_EQ(cxmq_queue_update_nr_hw_queues(q, 4), 4u);
+			ASSERT_EQ(cxmq_queue_update_nr_hw_queues(q, 4, 0), 4u);
 			const long total = allocations() - a0;
-			EXPECT_EQ(cxmq_queue_update_nr_hw_queues(q, old), old);
+			EXPECT_EQ(cxmq_queue_update_nr_hw_queues(q, old, 0), old);
 			cxmq_queue_unfreeze(q);
 			EXPECT_FALSE(logged(CXMQ_LOG_WARN, "out of memory")) << "a grow that worked warned";
 			EXPECT_EQ(live_allocs(), allocs0);
@@ -573,7 +573,7 @@ TEST_F(Mq, AllocationFailureWhileGrowingKeepsWhatItGot)
 				clear_logs();
 				cxmq_queue_freeze(q);
 				fail_allocation_at(k);
-				const uint32_t got = cxmq_queue_update_nr_hw_queues(q, 4);
+				const uint32_t got = cxmq_queue_update_nr_hw_queues(q, 4, 0);
 				fail_allocation_at(-1);
 				cxmq_queue_unfreeze(q);
 				EXPECT_EQ(got, old + static_cast<uint32_t>(k / per));
@@ -817,12 +817,12 @@ TEST_F(Mq, UnknownQueuesCpusAndFilesAreRefused)
 	EXPECT_EQ(cxmq_queue_show_hctx(q, 4, CXMQ_HCTX_NR_TAGS, buf, sizeof(buf)), -CXMQ_EINVAL);
 	EXPECT_EQ(cxmq_queue_show_hctx(q, 0, static_cast<cxmq_hctx_attr>(100), buf, sizeof(buf)),
 		  -CXMQ_EINVAL);
-	EXPECT_EQ(cxmq_queue_show_ctx(q, 7, CXMQ_CTX_DISPATCHED, buf, sizeof(buf)), 4);
-	EXPECT_EQ(cxmq_queue_show_ctx(q, 4, CXMQ_CTX_MERGED, buf, sizeof(buf)), 2); // offline: fine
-	EXPECT_EQ(cxmq_queue_show_ctx(q, 2, CXMQ_CTX_DISPATCHED, buf, sizeof(buf)), -CXMQ_EINVAL);
-	EXPECT_EQ(cxmq_queue_show_ctx(q, 5, CXMQ_CTX_RQ_LIST, buf, sizeof(buf)), -CXMQ_EINVAL);
-	EXPECT_EQ(cxmq_queue_show_ctx(q, 8, CXMQ_CTX_COMPLETED, buf, sizeof(buf)), -CXMQ_EINVAL);
-	EXPECT_EQ(cxmq_queue_show_ctx(q, 0, static_cast<cxmq_ctx_attr>(100), buf, sizeof(buf)),
+	EXPECT_EQ(cxmq_queue_show_ctx(q, 0, 7, CXMQ_CTX_DISPATCHED, buf, sizeof(buf)), 4);
+	EXPECT_EQ(cxmq_queue_show_ctx(q, 0, 4, CXMQ_CTX_MERGED, buf, sizeof(buf)), 2); // offline: fine
+	EXPECT_EQ(cxmq_queue_show_ctx(q, 0, 2, CXMQ_CTX_DISPATCHED, buf, sizeof(buf)), -CXMQ_EINVAL);
+	EXPECT_EQ(cxmq_queue_show_ctx(q, 0, 5, CXMQ_CTX_RQ_LIST, buf, sizeof(buf)), -CXMQ_EINVAL);
+	EXPECT_EQ(cxmq_queue_show_ctx(q, 0, 8, CXMQ_CTX_COMPLETED, buf, sizeof(buf)), -CXMQ_EINVAL);
+	EXPECT_EQ(cxmq_queue_show_ctx(q, 0, 0, static_cast<cxmq_ctx_attr>(100), buf, sizeof(buf)),
 		  -CXMQ_EINVAL);
 	ASSERT_EQ(update(q, 2), 2u);
 	EXPECT_GE(cxmq_queue_show_hctx(q, 1, CXMQ_HCTX_PENDING, buf, sizeof(buf)), 0);
@@ -1104,6 +1104,7 @@ public:
 			exited_inside = true;
 	}
 	void release() override {}
+	int poll(HwQueue &) override { return 0; }
 	cxmq_status queue_rq(HwQueue &h, Request &rq, bool) override
 	{
 		Request *none = nullptr;

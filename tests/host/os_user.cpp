@@ -767,6 +767,17 @@ int cxmq_os_usage_tryget_live(struct cxmq_os_usage *u)
 	return 1;
 }
 
+int cxmq_os_usage_tryget(struct cxmq_os_usage *u)
+{
+	check_obj(&u->hdr, kUsageMagic, "usage counter", "cxmq_os_usage_tryget");
+	uint64_t cur = u->v.load();
+	do {
+		if ((cur & ~kDead) == 0)
+			return 0;
+	} while (!u->v.compare_exchange_weak(cur, cur + 1));
+	return 1;
+}
+
 // The host has no fault injection of its own here: allocation failures (fail_allocation_at)
 // reach the same paths.
 int cxmq_os_should_fail_init_hctx(void)
@@ -1980,6 +1991,24 @@ cxmq_u32 cxmq_os_bio_nr_segs(void *bio)
 		return 1;
 	b->seg_counts++;
 	return b->nr_segs;
+}
+
+void cxmq_os_bio_set_poll_queue(void *bio, cxmq_u32 hctx)
+{
+	FakeBio *b = as_bio(bio, "cxmq_os_bio_set_poll_queue");
+	if (!b)
+		return;
+	if (b->ends.load())
+		report("cxmq_os_bio_set_poll_queue: bio %llu has ended already: its submitter may "
+		       "never poll the queue it names", static_cast<unsigned long long>(b->id));
+	b->poll_cookie.store(hctx);
+	b->poll_cookie_sets.fetch_add(1);
+}
+
+// Host pollers are oneshot in effect: an empty poll stops (a test polls again itself).
+enum cxmq_poll_next cxmq_os_poll_next(void)
+{
+	return CXMQ_POLL_STOP;
 }
 
 void cxmq_os_bio_merged(void *bio, cxmq_u64 cookie, cxmq_u64 rq_cookie)

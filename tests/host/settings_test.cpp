@@ -177,12 +177,12 @@ TEST_F(Settings, NullBlksNamesWhereNullBlkHasThem)
 	EXPECT_EQ(params, (std::set<std::string>{"gb", "bs", "nr_devices", "submit_queues",
 						 "hw_queue_depth", "irqmode", "completion_nsec",
 						 "memory_backed", "home_node", "busy_every",
-						 "max_sectors", "scheduler"}));
+						 "max_sectors", "scheduler", "poll_queues"}));
 	EXPECT_EQ(attrs, (std::set<std::string>{"size", "blocksize", "submit_queues",
 						"hw_queue_depth", "irqmode", "completion_nsec",
 						"memory_backed", "home_node", "max_sectors",
-						"scheduler"}));
-	EXPECT_EQ(live, std::set<std::string>{"submit_queues"});
+						"scheduler", "poll_queues"}));
+	EXPECT_EQ(live, (std::set<std::string>{"submit_queues", "poll_queues"}));
 	EXPECT_STREQ(cxmq_setting_unit(idx("gb")), "GiB");
 	EXPECT_STREQ(cxmq_setting_unit(idx("size")), "MiB");
 	EXPECT_STREQ(cxmq_setting_unit(idx("completion_nsec")), "ns");

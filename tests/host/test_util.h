@@ -168,6 +168,7 @@ public:
 		released_++;
 	}
 
+	int poll(cxmq::HwQueue &) override { return 0; }
 	cxmq_status queue_rq(cxmq::HwQueue &h, cxmq::Request &rq, bool last) override
 	{
 		Call c{};

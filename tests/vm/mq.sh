@@ -75,4 +75,6 @@ summary; rc=$?
 if [ "${CXMQ_MERGE:-1}" != 0 ]; then bash "$CXMQ_ROOT/tests/vm/merge.sh" || rc=1; fi
 # issue 9's IO schedulers likewise (CXMQ_SCHED=0 leaves them out)
 if [ "${CXMQ_SCHED:-1}" != 0 ]; then bash "$CXMQ_ROOT/tests/vm/sched.sh" || rc=1; fi
+# issue 10's polling likewise (CXMQ_POLL=0 leaves it out)
+if [ "${CXMQ_POLL:-1}" != 0 ]; then bash "$CXMQ_ROOT/tests/vm/poll.sh" || rc=1; fi
 exit $rc

@@ -1,0 +1,142 @@
+# Guest job: IO polling (tests/vm/mq.sh runs it after sched.sh, in the same boot).
+#   files:  poll_queues from the module parameter and from configfs; queue/io_poll is 1 exactly
+#           when the disk has poll queues; mq/<n>/type (default, then poll) and io_poll
+#           ("considered=N, invoked=N, success=N", a write resets it); poll_queues above the
+#           possible CPUs refused on a live device.
+#   io:     fio io_uring --hipri (IORING_SETUP_IOPOLL) randread, and randwrite --verify=crc32c,
+#           on memory-backed devices with poll_queues=1 (irqmode 1) and 2 (irqmode 2): the poll
+#           queues' io_poll counters and the backend's poll completions moved, its softirq and
+#           timer completions did not (every polled IO completed by polling, none otherwise),
+#           and /proc/diskstats counted every IO fio did.
+#   live:   poll_queues 1 -> 2 -> 0 -> 1 on a powered device: the mq/ tree and queue/io_poll
+#           follow; polled IO verifies after the changes.
+# Environment: CXMQ_POLL_SECONDS (each randread run, default 3), CXMQ_POLL_SIZE (each writer's
+# region, default 8m).
+. "$CXMQ_ROOT/tests/vm/lib.sh"
+CPUS=$CXMQ_CPUS
+SECS=${CXMQ_POLL_SECONDS:-3}
+SIZE=${CXMQ_POLL_SIZE:-8m}
+CFS=/sys/kernel/config/cxmq
+dmesg_mark
+SECONDS=0
+
+declare -A DISK
+DEVS=()
+mkdev() { # NAME ATTR=VALUE...: a powered memory-backed configfs device; its disk in DISK[NAME]
+	local name=$1 a idx; shift
+	mkdir $CFS/$name || return 1
+	DEVS+=("$name")
+	for a in size=256 memory_backed=1 submit_queues="$CPUS" "$@"; do
+		echo "${a#*=}" > $CFS/$name/${a%%=*} || { echo "#   $name: $a refused"; return 1; }
+	done
+	echo 1 > $CFS/$name/power || return 1
+	read -r idx < $CFS/$name/index
+	DISK[$name]=cxmq$idx
+}
+B() { echo /sys/block/${DISK[$1]}; }
+stat_of() { # NAME KEY: sum of KEY=N over the device's stats
+	grep -o "$2=[0-9]*" /sys/kernel/debug/cxmq/${DISK[$1]}/stats | cut -d= -f2 | awk '{s+=$1} END {print s+0}'
+}
+types() { # NAME: the mq/ directories' types in order, "default default poll"
+	local d out=()
+	for d in $(ls "$(B "$1")/mq" | sort -n); do out+=("$(cat "$(B "$1")/mq/$d/type")"); done
+	echo "${out[*]}"
+}
+want_types() { # DEFAULT POLL
+	local i out=()
+	for ((i = 0; i < $1; i++)); do out+=(default); done
+	for ((i = 0; i < $2; i++)); do out+=(poll); done
+	echo "${out[*]}"
+}
+io_poll_sum() { # NAME FIELD: FIELD summed over the poll directories
+	local d s=0 v
+	for d in "$(B "$1")"/mq/*; do
+		[ "$(cat $d/type)" = poll ] || continue
+		v=$(grep -o "$2=[0-9]*" $d/io_poll | cut -d= -f2)
+		s=$((s + v))
+	done
+	echo $s
+}
+diskstats_ios() { # NAME: reads + writes completed
+	awk -v d="${DISK[$1]}" '$3 == d {print $4 + $8}' /proc/diskstats
+}
+
+check "insmod poll_queues=1 (one device, then configfs ones)" insmod "$CXMQ_KO" nr_devices=1 gb=1 poll_queues=1
+check "cxmq0: queue/io_poll is 1" test "$(cat /sys/block/cxmq0/queue/io_poll)" = 1
+DISK[m]=cxmq0
+check "cxmq0: mq/ has one default queue (submit_queues=1), then one poll queue" test "$(types m)" = "$(want_types 1 1)"
+check "the parameter reads back 1" test "$(cat /sys/module/cxmq/parameters/poll_queues)" = 1
+
+mkdev n poll_queues=0 || fail "configfs device n"
+check "poll_queues=0: queue/io_poll is 0" test "$(cat $(B n)/queue/io_poll)" = 0
+check "poll_queues=0: no poll directory" test "$(types n)" = "$(want_types "$CPUS" 0)"
+mkdev p1 poll_queues=1 irqmode=1 || fail "configfs device p1"
+P2=$(( CPUS < 2 ? CPUS : 2 ))
+mkdev p2 poll_queues=$P2 irqmode=2 completion_nsec=20000 || fail "configfs device p2"
+check "p1: queue/io_poll is 1" test "$(cat $(B p1)/queue/io_poll)" = 1
+check "p2: mq/ types are $CPUS default, then $P2 poll" test "$(types p2)" = "$(want_types "$CPUS" $P2)"
+last=$(ls $(B p1)/mq | sort -n | tail -1)
+check "p1: mq/$last/io_poll starts at zero" \
+	test "$(cat $(B p1)/mq/$last/io_poll)" = "considered=0, invoked=0, success=0"
+err=$( (echo $((CPUS + 1)) > $CFS/p1/poll_queues) 2>&1 )
+check "live poll_queues=$((CPUS + 1)) (above the possible CPUs) is refused" \
+	test "$(cat $CFS/p1/poll_queues)" = 1 -a -n "$err"
+
+# ---- io: polled randread and verified randwrite ----
+for d in p1 p2; do
+	echo "# poll: $d at $SECONDS s"
+	s0=$(stat_of $d softirq_done) t0=$(stat_of $d timer_done) p0=$(stat_of $d poll_done)
+	io0=$(diskstats_ios $d)
+	out=/tmp/poll-$d.json
+	if fio --output-format=json --output=$out --filename=/dev/${DISK[$d]} --direct=1 \
+		--ioengine=io_uring --hipri --iodepth=16 --iodepth_batch_submit=4 \
+		--iodepth_batch_complete_min=1 --randrepeat=0 --norandommap --size="$SIZE" \
+		--name=wr --rw=randwrite --bsrange=4k-64k --numjobs="$CPUS" --offset_increment="$SIZE" \
+		--verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 \
+		--name=rd --stonewall --rw=randread --bs=4k --numjobs="$CPUS" --time_based \
+		--runtime="$SECS" >/tmp/poll-$d.err 2>&1; then
+		fios=$(python3 -c '
+import json, sys
+t = open(sys.argv[1]).read(); d = json.loads(t[t.index("{"):])
+bad = [j["jobname"] for j in d["jobs"] if j["error"]]
+print(-1 if bad else sum(j["read"]["total_ios"] + j["write"]["total_ios"] for j in d["jobs"]))
+' $out)
+		pass "$d: fio io_uring --hipri randwrite verify crc32c, then randread ($fios IOs)"
+	else
+		fios=-1
+		fail "$d: fio io_uring --hipri" "$(tail -n 5 /tmp/poll-$d.err)"
+	fi
+	ds=$(( $(stat_of $d softirq_done) - s0 )) dt=$(( $(stat_of $d timer_done) - t0 ))
+	dp=$(( $(stat_of $d poll_done) - p0 )) dio=$(( $(diskstats_ios $d) - io0 ))
+	echo "#   $d: poll completions $dp, softirq $ds, timer $dt; diskstats IOs $dio; io_poll: $(cat $(B $d)/mq/*/io_poll | grep -v 'considered=0,' | tr '\n' ' ')"
+	check "$d: completions by polling moved ($dp), by softirq ($ds) and timer ($dt) did not" \
+		test "$dp" -gt 0 -a "$ds" = 0 -a "$dt" = 0
+	check "$d: io_poll success ($(io_poll_sum $d success)) moved, invoked >= considered >= success" \
+		test "$(io_poll_sum $d success)" -gt 0 -a "$(io_poll_sum $d invoked)" -ge "$(io_poll_sum $d considered)" \
+		-a "$(io_poll_sum $d considered)" -ge "$(io_poll_sum $d success)"
+	check "$d: /proc/diskstats counted every IO fio did ($dio = $fios)" test "$dio" = "$fios"
+done
+last=$(ls $(B p1)/mq | sort -n | tail -1)
+echo 0 > $(B p1)/mq/$last/io_poll
+check "writing io_poll resets it" test "$(cat $(B p1)/mq/$last/io_poll)" = "considered=0, invoked=0, success=0"
+
+# ---- live: poll_queues 1 -> 2 -> 0 -> 1 ----
+for n in $P2 0 1; do
+	echo $n > $CFS/p1/poll_queues
+	check "live poll_queues=$n: mq/ types follow, queue/io_poll $((n > 0))" \
+		test "$(types p1)" = "$(want_types "$CPUS" $n)" -a "$(cat $(B p1)/queue/io_poll)" = $((n > 0))
+done
+p0=$(stat_of p1 poll_done)
+fio_ok "p1 after the changes: fio io_uring --hipri randwrite verify crc32c" \
+	--name=again --filename=/dev/${DISK[p1]} --direct=1 --ioengine=io_uring --hipri --iodepth=8 \
+	--rw=randwrite --bsrange=4k-16k --size=4m --numjobs="$CPUS" --offset_increment=4m \
+	--verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 --randrepeat=0
+check "p1: the new poll queue completed them" test "$(( $(stat_of p1 poll_done) - p0 ))" -gt 0
+
+for d in "${DEVS[@]}"; do echo 0 > $CFS/$d/power; done
+rmdir "${DEVS[@]/#/$CFS/}"
+check "rmmod" rmmod cxmq
+dmesg_clean "poll: no kernel reports"
+kmemleak_clean "poll: no kmemleak reports"
+echo "# poll: $SECONDS s"
+summary
