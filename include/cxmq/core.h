@@ -12,6 +12,19 @@
 extern "C" {
 #endif
 
+/*
+ * A fault injection point of the null backend, as null_blk's timeout= and requeue= take it
+ * (lib/fault-inject.c's should_fail, without CONFIG_FAULT_INJECTION): text
+ * "<interval>,<probability>,<space>,<times>"; the empty text disarms it.
+ */
+struct cxmq_fault_config {
+	cxmq_u64 interval;    /* every interval-th request that gets this far may fail (<= 1: each) */
+	cxmq_u32 probability; /* percent, 0..100 */
+	cxmq_s32 space;       /* requests let through before any can fail */
+	cxmq_s32 times;       /* failures left, -1 no limit */
+	cxmq_u32 armed;       /* set from non-empty text */
+};
+
 /* A device's configuration, with null_blk's names and meanings. */
 struct cxmq_dev_config {
 	cxmq_u64 size_mb;         /* capacity in MiB (module parameter gb is GiB) */
@@ -28,6 +41,8 @@ struct cxmq_dev_config {
 	cxmq_u32 poll_queues;     /* hardware queues of the poll type: 0..possible CPUs (more is
 				   * capped); polled bios (REQ_POLLED) go there and complete only
 				   * when polled (cxmq_queue_poll) */
+	struct cxmq_fault_config timeout; /* a chosen request is never completed by the backend */
+	struct cxmq_fault_config requeue; /* a chosen request is answered busy (and requeued) */
 };
 
 #define CXMQ_MAX_BS 4096u
@@ -171,6 +186,18 @@ void cxmq_queue_reset_io_poll(struct cxmq_queue *q, cxmq_u32 hctx);
 
 /* Test hook of the null backend: refuse every n-th request as busy (0: never). */
 void cxmq_queue_set_busy_every(struct cxmq_queue *q, cxmq_u32 n);
+/* The null backend's fault injection points, from cfg's timeout and requeue (live: the counts
+ * start again). */
+void cxmq_queue_set_faults(struct cxmq_queue *q, const struct cxmq_dev_config *cfg);
+
+/*
+ * Request timeouts: /sys/block/cxmqN/cxmq/io_timeout, milliseconds as the kernel's
+ * queue/io_timeout (1..4294967295, base 10; default 30000). A request the backend holds past
+ * it is ended with CXMQ_STS_TIMEOUT (or given more time, as the backend answers).
+ */
+cxmq_u32 cxmq_queue_io_timeout(const struct cxmq_queue *q);
+/* Parses NUL-terminated text: 0, or -CXMQ_EINVAL logged ("io_timeout=... is invalid"). */
+int cxmq_queue_set_io_timeout(struct cxmq_queue *q, const char *text);
 
 /*
  * Runtime hardware queue count: the caller has frozen the queue (cxmq_queue_freeze) and keeps

@@ -27,6 +27,7 @@ enum cxmq_status {
 	CXMQ_STS_NOTSUPP = 3,   /* BLK_STS_NOTSUPP */
 	CXMQ_STS_RESOURCE = 4,  /* BLK_STS_RESOURCE: backend busy (never reaches a bio) */
 	CXMQ_STS_NOSPC = 5,     /* BLK_STS_NOSPC */
+	CXMQ_STS_TIMEOUT = 6,   /* BLK_STS_TIMEOUT: the request timed out (an IO error to the caller) */
 };
 
 /* Operations, as the core sees a bio. */
@@ -80,6 +81,8 @@ cxmq_u64 cxmq_os_now_ns(void);
 /* The same clock as of the last tick (ktime_get_coarse_ns): no clocksource read, jiffy
  * resolution, for deadlines the kernel keeps in jiffies (mq-deadline's). */
 cxmq_u64 cxmq_os_now_coarse_ns(void);
+/* A random number below n (n >= 1; prandom_u32_max): fault injection's probability. */
+cxmq_u32 cxmq_os_random_below(cxmq_u32 n);
 
 /* ---- CPUs ---- */
 cxmq_u32 cxmq_os_nr_cpu_ids(void);          /* one past the highest possible CPU number */
@@ -147,6 +150,9 @@ void cxmq_os_usage_switch_to_percpu(struct cxmq_os_usage *u);
 /* ---- deferred work (delayed hardware queue runs) ---- */
 struct cxmq_os_work;
 struct cxmq_os_work *cxmq_os_work_create(void (*fn)(void *arg), void *arg, int node);
+/* A work for housekeeping no caller waits for (the timeout scan): an ordinary work in the kernel;
+ * the host tests' controls of works (manual mode, pending and idle counts) leave it out. */
+struct cxmq_os_work *cxmq_os_work_create_background(void (*fn)(void *arg), void *arg, int node);
 void cxmq_os_work_destroy(struct cxmq_os_work *w);     /* cancels and waits first */
 void cxmq_os_work_schedule(struct cxmq_os_work *w, cxmq_u32 delay_us, cxmq_u32 cpu);
 void cxmq_os_work_cancel_sync(struct cxmq_os_work *w);

@@ -24,6 +24,15 @@ public:
 	// (Queue::end_request) what it has done, and returns how many. Never sleeps; may run on
 	// several CPUs at once for the same queue.
 	virtual int poll(HwQueue &hctx) = 0;
+	// A request held past its deadline (the queue's timeout scan; blk-mq's ->timeout). It may
+	// be asked about a request that completes meanwhile: answer without side effects (or
+	// synchronise with the completion). kResetTimer: still working on it (the default, as
+	// blk-mq's without ->timeout). kAbandoned: the backend dropped it and will never end it:
+	// the queue ends it with CXMQ_STS_TIMEOUT. kTimedOut: the backend no longer touches its
+	// data: its bios end with CXMQ_STS_TIMEOUT now, and the backend's Queue::end_request later
+	// only frees it.
+	enum class Expiry { kResetTimer, kAbandoned, kTimedOut };
+	virtual Expiry timeout(HwQueue &, Request &) { return Expiry::kResetTimer; }
 	// Frees the backend (its own destructor, its own memory).
 	virtual void release() = 0;
 

@@ -104,6 +104,21 @@ void cxmq_queue_set_busy_every(struct cxmq_queue *q, cxmq_u32 n)
 	static_cast<NullBackend &>(Q(q).backend()).set_busy_every(n);
 }
 
+void cxmq_queue_set_faults(struct cxmq_queue *q, const struct cxmq_dev_config *cfg)
+{
+	static_cast<NullBackend &>(Q(q).backend()).set_faults(*cfg);
+}
+
+cxmq_u32 cxmq_queue_io_timeout(const struct cxmq_queue *q)
+{
+	return Q(q).io_timeout();
+}
+
+int cxmq_queue_set_io_timeout(struct cxmq_queue *q, const char *text)
+{
+	return Q(q).set_io_timeout(text);
+}
+
 
 int cxmq_queue_format_stats(struct cxmq_queue *q, char *buf, cxmq_size_t size)
 {
@@ -111,9 +126,11 @@ int cxmq_queue_format_stats(struct cxmq_queue *q, char *buf, cxmq_size_t size)
 	TextOut o(buf, size);
 	for (u32 i = 0; i < qu.nr_hw_queues(); i++) {
 		HwQueue &h = qu.hctx(i);
-		o.put("hctx%u: queued=%llu run=%llu direct=%llu busy=%llu tags_busy=%u/%u dispatch=%u",
+		o.put("hctx%u: queued=%llu run=%llu direct=%llu busy=%llu timeouts=%llu tags_busy=%u/%u "
+		      "dispatch=%u",
 		      i, ull(load_relaxed(h.queued)), ull(load_relaxed(h.run)),
 		      ull(load_relaxed(h.direct_issued)), ull(load_relaxed(h.busy_events)),
+		      ull(load_relaxed(h.timeouts)),
 		      h.tags.busy(), h.depth(), load_relaxed(h.nr_dispatch));
 		o.put(" dispatched=");
 		for (u32 b = 0; b < kDispatchBuckets; b++)
@@ -162,9 +179,10 @@ int cxmq_queue_format_stats(struct cxmq_queue *q, char *buf, cxmq_size_t size)
 	      ull(sizes[5]));
 	auto &nb = static_cast<NullBackend &>(qu.backend());
 	o.put("backend: busy_answers=%llu pages=%llu softirq_done=%llu timer_done=%llu "
-	      "poll_done=%llu\n",
+	      "poll_done=%llu requeues=%llu lost=%llu\n",
 	      ull(nb.busy_answers()), ull(nb.store() ? nb.store()->nr_pages() : 0),
-	      ull(nb.softirq_done()), ull(nb.timer_done()), ull(nb.poll_done()));
+	      ull(nb.softirq_done()), ull(nb.timer_done()), ull(nb.poll_done()),
+	      ull(nb.requeues()), ull(nb.lost()));
 	return o.result();
 }
 

@@ -23,8 +23,20 @@ NullBackend *NullBackend::create(const cxmq_dev_config &cfg)
 	return b;
 }
 
+namespace {
+// Request::backend_status of a request the timeout fault dropped: the backend never ends it.
+constexpr u32 kLost = ~0u;
+} // namespace
+
+void NullBackend::set_faults(const cxmq_dev_config &cfg)
+{
+	timeout_fault_.set(cfg.timeout);
+	requeue_fault_.set(cfg.requeue);
+}
+
 int NullBackend::init()
 {
+	set_faults(cfg_);
 	if (cfg_.memory_backed) {
 		store_ = make<MemStore>(cfg_.home_node);
 		if (!store_ || store_->init(cfg_.size_mb << 20, cfg_.home_node))
@@ -165,24 +177,33 @@ cxmq_status NullBackend::queue_rq(HwQueue &h, Request &rq, bool)
 		add_relaxed(busy_answers_, u64(1));
 		return CXMQ_STS_RESOURCE;
 	}
+	if (cxmq_unlikely(requeue_fault_.should_fail())) { // null_blk's requeue=
+		add_relaxed(requeues_, u64(1));
+		return CXMQ_STS_RESOURCE;
+	}
+	if (cxmq_unlikely(timeout_fault_.should_fail())) { // null_blk's timeout=: never ended
+		store_relaxed(rq.backend_status, kLost);
+		add_relaxed(lost_, u64(1));
+		return CXMQ_STS_OK;
+	}
 	cxmq_status st = store_ ? transfer(rq) : CXMQ_STS_OK;
+	// (read by timeout() from the scan: relaxed atomics, and never a stale kLost)
+	store_relaxed(rq.backend_status, u32(st));
 	if (h.type == kHctxPoll) {
-		rq.backend_status = st;
 		static_cast<NullHctx *>(h.driver_data)->poll_list.push(&rq.llnode);
 		return CXMQ_STS_OK;
 	}
 	switch (cfg_.irqmode) {
 	case 1: {
 		// Completed from a softirq: queue it on this CPU's list and raise that list's
-		// context (if we migrated meanwhile, the raise still names the right list).
-		rq.backend_status = st; // travels with the request to its completion
+		// context (if we migrated meanwhile, the raise still names the right list). The
+		// status travels with the request to its completion.
 		u32 cpu = cxmq_os_this_cpu();
 		done_lists_[cpu].list.push(&rq.llnode);
 		cxmq_os_softirq_raise(softirq_, cpu);
 		break;
 	}
 	case 2: {
-		rq.backend_status = st;
 		auto *t = static_cast<NullHctx *>(h.driver_data);
 		cxmq_os_timer_start(t->timers[rq.tag], cfg_.completion_nsec);
 		break;
@@ -201,7 +222,7 @@ u32 NullBackend::end_all(LListNode *n)
 	while (n) {
 		LListNode *next = n->next;
 		Request *rq = Request::from_llnode(n);
-		queue_->end_request(*rq, static_cast<cxmq_status>(rq->backend_status));
+		queue_->end_request(*rq, static_cast<cxmq_status>(load_relaxed(rq->backend_status)));
 		n = next;
 		nr++;
 	}
@@ -220,7 +241,15 @@ void NullBackend::timer_fn(void *arg)
 	auto *rq = static_cast<Request *>(arg);
 	NullBackend *self = static_cast<NullBackend *>(rq->hctx->backend);
 	add_relaxed(self->timer_done_, u64(1));
-	self->queue_->end_request(*rq, static_cast<cxmq_status>(rq->backend_status));
+	self->queue_->end_request(*rq, static_cast<cxmq_status>(load_relaxed(rq->backend_status)));
+}
+
+// null_blk's null_timeout_rq: a request the timeout fault dropped is the timeout's to end; one
+// still on a completion list, timer or poll list is ended now, and its completion only frees
+// it (its data was moved in queue_rq).
+NullBackend::Expiry NullBackend::timeout(HwQueue &, Request &rq)
+{
+	return load_relaxed(rq.backend_status) == kLost ? Expiry::kAbandoned : Expiry::kTimedOut;
 }
 
 // Several pollers may poll one queue: each takes what is there at once, so every request is

@@ -4,6 +4,7 @@
 // completion_nsec (2); on poll queues, whatever the irqmode, only when polled (null_poll).
 #pragma once
 
+#include "fault_inject.h"
 #include "mem_store.h"
 #include "queue.h"
 
@@ -19,6 +20,7 @@ public:
 	void exit_hctx(HwQueue &hctx) override;
 	cxmq_status queue_rq(HwQueue &hctx, Request &rq, bool last) override;
 	int poll(HwQueue &hctx) override;
+	Expiry timeout(HwQueue &hctx, Request &rq) override;
 	void release() override;
 
 	// Test hook: refuse every n-th request with CXMQ_STS_RESOURCE (0: never).
@@ -28,6 +30,11 @@ public:
 	u64 softirq_done() const;
 	u64 timer_done() const { return load_relaxed(timer_done_); }
 	u64 poll_done() const { return load_relaxed(poll_done_); }
+	// Fault injection (null_blk's timeout= and requeue=): requests dropped (only a timeout
+	// ends them) and answered busy.
+	void set_faults(const cxmq_dev_config &cfg);
+	u64 lost() const { return load_relaxed(lost_); }
+	u64 requeues() const { return load_relaxed(requeues_); }
 	const MemStore *store() const { return store_; }
 
 	explicit NullBackend(const cxmq_dev_config &cfg) : cfg_(cfg) {}
@@ -57,6 +64,10 @@ private:
 	u64 busy_answers_ = 0;
 	u64 timer_done_ = 0;
 	u64 poll_done_ = 0;
+	FaultAttr timeout_fault_;
+	FaultAttr requeue_fault_;
+	u64 lost_ = 0;
+	u64 requeues_ = 0;
 };
 
 } // namespace cxmq

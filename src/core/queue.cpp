@@ -50,12 +50,14 @@ int Queue::init(const cxmq_dev_config &cfg)
 		return -CXMQ_ENOMEM;
 	freeze_wq_ = cxmq_os_waitq_create(cfg.home_node);
 	usage_ = cxmq_os_usage_create(usage_zero, this);
+	timeout_work_ = cxmq_os_work_create_background(timeout_work_fn, this, cfg.home_node);
+	timeout_units_ = rq_timeout::ms_to_units(io_timeout_ms_);
 	const u32 nr_ctxs = nr_cpu_ids_ * kHctxTypes;
 	ctxs_ = static_cast<SwQueue *>(cxmq_os_zalloc(sizeof(SwQueue) * nr_ctxs, cfg.home_node));
 	cpu_map_ = static_cast<u32 *>(cxmq_os_zalloc(sizeof(u32) * nr_ctxs, cfg.home_node));
 	hctxs_ = static_cast<HwQueue **>(
 		cxmq_os_zalloc(sizeof(HwQueue *) * max_hw_queues_ * kHctxTypes, cfg.home_node));
-	if (!freeze_wq_ || !usage_ || !ctxs_ || !cpu_map_ || !hctxs_)
+	if (!freeze_wq_ || !usage_ || !timeout_work_ || !ctxs_ || !cpu_map_ || !hctxs_)
 		return -CXMQ_ENOMEM;
 	for (u32 i = 0; i < nr_ctxs; i++) {
 		SwQueue *c = new (&ctxs_[i]) SwQueue();
@@ -290,6 +292,8 @@ Queue::~Queue()
 		cxmq_os_free(ctxs_);
 	}
 	cxmq_os_free(cpu_map_);
+	if (timeout_work_)
+		cxmq_os_work_destroy(timeout_work_);
 	if (usage_)
 		cxmq_os_usage_destroy(usage_);
 	if (freeze_wq_)
@@ -315,6 +319,7 @@ void Queue::shutdown()
 		cxmq_os_msleep(1);
 	for (u32 i = 0; i < nr_hw_queues_; i++)
 		cxmq_os_work_cancel_sync(hctxs_[i]->run_work);
+	cxmq_os_work_cancel_sync(timeout_work_); // (it found nothing in flight, or will)
 }
 
 // ---- submission ----
@@ -441,9 +446,14 @@ bool Queue::issue_direct(HwQueue &h, Request &rq)
 	if (!claim_idle(h, rq.ctx_cpu))
 		return false;
 	add_relaxed(h.direct_issued, u64(1));
+	start_request(rq);
 	cxmq_status st = backend_->queue_rq(h, rq, true); // on OK, rq may be complete and reused
 	if (cxmq_unlikely(st == CXMQ_STS_RESOURCE)) {
 		add_relaxed(h.busy_events, u64(1));
+		if (!unstart_request(rq)) { // a timeout ended it meanwhile
+			release_idle(h);
+			return true;
+		}
 		{
 			LockGuard g(h.lock);
 			h.dispatch.push_back(&rq.node);
@@ -554,13 +564,15 @@ bool Queue::send_list(HwQueue &h, List &list, u32 *n)
 {
 	while (ListNode *node = list.pop_front()) {
 		Request &rq = *Request::from_node(node);
+		start_request(rq);
 		cxmq_status st = backend_->queue_rq(h, rq, list.empty());
 		if (cxmq_likely(st == CXMQ_STS_OK)) {
 			(*n)++;
 			continue;
 		}
 		if (st == CXMQ_STS_RESOURCE) {
-			list.push_front(node);
+			if (unstart_request(rq)) // (else a timeout ended it meanwhile)
+				list.push_front(node);
 			u32 left = 0;
 			list.for_each([&left](ListNode *) { left++; });
 			add_relaxed(h.busy_events, u64(1));
@@ -586,8 +598,25 @@ void Queue::account_dispatch_run(HwQueue &h, u32 n)
 
 // ---- completion ----
 
-// Ends every bio of the request with its status, in order (blk_update_request).
 void Queue::end_request(Request &rq, cxmq_status status)
+{
+	using namespace rq_timeout;
+	u64 w = load_relaxed(rq.tstate);
+	while (cxmq_likely(state(w) == kInFlight)) // against the timeout scan (timeout.cpp)
+		if (__atomic_compare_exchange_n(&rq.tstate, &w, with_state(w, kComplete), false,
+						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+			complete_request(rq, status);
+			return;
+		}
+	if (state(w) == kTimedOut) { // its bios ended with the timeout: the backend gives it back
+		free_request(rq);
+		return;
+	}
+	CXMQ_WARN_ON(state(w) != kTimedOut); // the backend ended a request it does not hold
+}
+
+// Ends every bio of the request with its status, in order (blk_update_request), and frees it.
+void Queue::complete_request(Request &rq, cxmq_status status)
 {
 	HwQueue &h = *rq.hctx;
 	void *bio = rq.bio, *tail = rq.biotail;
@@ -601,12 +630,19 @@ void Queue::end_request(Request &rq, cxmq_status status)
 		cxmq_os_bio_set_next(b, nullptr);
 		cxmq_os_bio_end(b, status, cookie);
 	});
+	restart_after_free(h);
+	exit(); // the queue may be freed from here on
+}
+
+// A tag was freed: a hardware queue waiting for one (the backend was busy, or a scheduler was
+// at its depth) runs again.
+void Queue::restart_after_free(HwQueue &h)
+{
 	// Sequentially consistent: against dispatch_sched's setting kRestart at the depth.
 	if (__atomic_load_n(&h.state, __ATOMIC_SEQ_CST) & HwQueue::kRestart) {
 		fetch_and(h.state, ~HwQueue::kRestart);
 		run_hw_queue_async(h, 0);
 	}
-	exit(); // the queue may be freed from here on
 }
 
 } // namespace cxmq

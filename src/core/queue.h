@@ -9,6 +9,7 @@
 #include "merge.h"
 #include "elevator.h"
 #include "tags.h"
+#include "timeout.h"
 
 namespace cxmq {
 
@@ -93,6 +94,7 @@ struct alignas(kCacheLine) HwQueue {
 	u64 dispatched[kDispatchBuckets] = {};
 	u64 busy_events = 0;          // times the backend answered busy
 	u64 direct_issued = 0;        // requests issued without touching a software queue
+	u64 timeouts = 0;             // requests ended by a timeout
 	// mq/<n>/io_poll (poll queues): polls asked for, backend polls made, polls that found
 	// completions.
 	u64 poll_considered = 0;
@@ -136,8 +138,12 @@ public:
 	void set_host(void *host) { host_ = host; }
 	void limits(cxmq_limits *lim) const;
 	static void default_limits(const cxmq_dev_config &cfg, cxmq_limits *lim);
-	// Completes a request the backend owns: ends its bio, frees its tag.
+	// Completes a request the backend owns: ends its bios, frees its tag (if a timeout ended
+	// its bios already: only frees it).
 	void end_request(Request &rq, cxmq_status status);
+	// io_timeout (milliseconds): for requests started from now on.
+	u32 io_timeout() const { return load_relaxed(io_timeout_ms_); }
+	int set_io_timeout(const char *text);
 	// Runs a hardware queue now, in the caller's context.
 	void run_hw_queue(HwQueue &hctx);
 	// Runs a hardware queue from a worker, after delay_us.
@@ -215,6 +221,17 @@ private:
 	bool issue_plug_direct(Plug &p);
 	void flush_plug_sched(Plug &p, bool from_schedule);
 	static void unplug_fn(void *storage, int from_schedule);
+	// timeout.cpp
+	void start_request(Request &rq);
+	bool unstart_request(Request &rq);
+	void arm_timeout();
+	void timeout_scan();
+	void expire(HwQueue &hctx, Request &rq, u64 w, u32 now, bool *pending);
+	static void timeout_work_fn(void *arg);
+	void end_timed_out(Request &rq);
+	void complete_request(Request &rq, cxmq_status status);
+	void free_request(Request &rq);
+	void restart_after_free(HwQueue &hctx);
 	bool dispatch_once(HwQueue &hctx);
 	bool dispatch_sched(HwQueue &hctx, u32 *n);
 	void finish_sched(HwQueue &hctx, Request &rq);
@@ -244,6 +261,10 @@ private:
 	bool zero_done_ = false;     // usage_zero ran to its end since the last resurrect
 	u32 enter_sleepers_ = 0;     // submitters in enter()'s slow path
 	u32 nr_ctxs_constructed_ = 0;
+	u32 io_timeout_ms_ = 30000;   // io_timeout
+	u32 timeout_units_ = 0;       // the same in deadline units (timeout.h)
+	u32 timeout_armed_ = 0;       // the timeout work is scheduled, or will look again
+	cxmq_os_work *timeout_work_ = nullptr;
 };
 
 } // namespace cxmq

@@ -44,6 +44,7 @@ struct Request {
 	u64 start_ns;          // kyber: when it was made (rq->start_time_ns)
 	u64 io_start_ns;       // kyber: when it went to the backend (rq->io_start_time_ns)
 	u32 elv_priv;          // the scheduler's flags
+	u64 tstate;            // the timeout state (timeout.h): deadline, generation, where it is
 
 	// The backend's payload, sized by Backend::pdu_size() and cache-line aligned.
 	void *pdu() { return reinterpret_cast<char *>(this) + pdu_offset(); }

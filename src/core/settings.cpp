@@ -4,6 +4,7 @@
 #include "settings.h"
 #include "text.h"
 #include "elevator.h"
+#include "fault_inject.h"
 
 namespace cxmq {
 namespace settings {
@@ -17,6 +18,7 @@ template <class T> constexpr Type type_of();
 template <> constexpr Type type_of<cxmq_u32>() { return Type::U32; }
 template <> constexpr Type type_of<cxmq_u64>() { return Type::U64; }
 template <> constexpr Type type_of<cxmq_s32>() { return Type::S32; }
+template <> constexpr Type type_of<cxmq_fault_config>() { return Type::Fault; }
 
 // A field of struct cxmq_params: its type, and where it is.
 #define FIELD(m)                                                                           \
@@ -58,6 +60,10 @@ constexpr Setting kTable[] = {
 	0,                Kind::Range,    8,          8388607,                "sectors", nullptr},
 {"scheduler",     kParam | kAttr | kConfig,                         FIELD(dev.sched),     1,
 	0,                Kind::Elevator, 0,          0,                      "",        nullptr},
+{"timeout",       kParam | kAttr | kLive | kConfig,                 FIELD(dev.timeout),   1,
+	0,                Kind::Fault,    0,          0,                      "",        nullptr},
+{"requeue",       kParam | kAttr | kLive | kConfig,                 FIELD(dev.requeue),   1,
+	0,                Kind::Fault,    0,          0,                      "",        nullptr},
 {"busy_every",    kParam,                                           FIELD(busy_every),    1,
 	0,                Kind::Range,    0,          0xffffffffll,           "requests", nullptr},
 };
@@ -77,7 +83,10 @@ constexpr u64 type_max(Type t)
 {
 	return t == Type::U32 ? 0xffffffffull : t == Type::U64 ? ~0ull : 0x7fffffffull;
 }
-constexpr u32 type_size(Type t) { return t == Type::U64 ? 8 : 4; }
+constexpr u32 type_size(Type t)
+{
+	return t == Type::Fault ? sizeof(cxmq_fault_config) : t == Type::U64 ? 8 : 4;
+}
 constexpr bool in_dev(const Setting &s)
 {
 	return s.offset + type_size(s.type) <= sizeof(cxmq_dev_config);
@@ -128,7 +137,10 @@ constexpr bool table_ok()
 			return false;
 		if (s.type == Type::S32 && s.scale != 1)
 			return false;
-		const bool numeric = s.kind != Kind::Node && s.kind != Kind::Elevator;
+		const bool numeric = s.kind != Kind::Node && s.kind != Kind::Elevator &&
+				     s.kind != Kind::Fault;
+		if ((s.kind == Kind::Fault) != (s.type == Type::Fault))
+			return false;
 		if (numeric && (s.min < 0 || (!(s.flags & kPossibleCpus) && s.max < s.min)))
 			return false;
 		if (numeric && u64(s.max) > type_max(s.type) / s.scale)
@@ -190,6 +202,8 @@ Value load(const Setting &s, const void *base)
 		return {*reinterpret_cast<const u64 *>(f) / s.scale, false};
 	case Type::S32:
 		break;
+	case Type::Fault: // no number: fault_parse/fault_format
+		return {0, false};
 	}
 	return {u64(s64(*reinterpret_cast<const s32 *>(f))), true};
 }
@@ -211,6 +225,9 @@ void store(const Setting &s, void *base, Value v)
 		break;
 	case Type::S32:
 		*reinterpret_cast<s32 *>(f) = static_cast<s32>(s64(v.bits));
+		break;
+	case Type::Fault: // only the default comes here: disarmed
+		*reinterpret_cast<cxmq_fault_config *>(f) = cxmq_fault_config{};
 		break;
 	}
 }
@@ -263,6 +280,8 @@ bool accepted(const Setting &s, Value v, Where w)
 		return is_power_of_2(v.bits) && !v.below(s.min) && !v.above(s.max);
 	case Kind::Elevator:
 		return !v.above(kNrElevatorTypes);
+	case Kind::Fault: // checked by fault_parse
+		return true;
 	case Kind::Range:
 		break;
 	}
@@ -295,6 +314,9 @@ void put_accepted(TextOut &o, const Setting &s, Where w)
 		o.put("%s", names);
 		return;
 	}
+	case Kind::Fault:
+		o.put("<interval>,<probability>,<space>,<times>");
+		return;
 	case Kind::Range:
 		break;
 	}
@@ -324,6 +346,22 @@ void refuse(const Setting &s, Value v, Where w, const char *who)
 	const bool named = w == Where::Device && who && !(s.flags & kNoWho);
 	cxmq_os_log(CXMQ_LOG_ERR, "cxmq: %s%s%s=%s is invalid: must be %s\n", named ? who : "",
 		    named ? ": " : "", s.name, value, must);
+}
+
+// Parses a fault injection point (Kind::Fault) into its field, or logs the refusal.
+bool parse_fault(const Setting &s, const char *text, void *base, Where w, const char *who)
+{
+	if (fault_parse(text, reinterpret_cast<cxmq_fault_config *>(field(s, base))))
+		return true;
+	u32 n = 0;
+	while (text && n < 48 && text[n] && text[n] != '\n')
+		n++;
+	const bool named = w == Where::Device && who;
+	cxmq_os_log(CXMQ_LOG_ERR,
+		    "cxmq: %s%s%s=%.*s is invalid: must be <interval>,<probability>,<space>,<times> "
+		    "(probability 0..100, space >= 0, times >= -1) or empty\n",
+		    named ? who : "", named ? ": " : "", s.name, int(n), text ? text : "");
+	return false;
 }
 
 // Logs that text, which names nothing (Kind::Elevator), is refused for s (a line of it at most).
@@ -356,7 +394,9 @@ const char *colon(const char *who) { return who ? ": " : ""; }
 void format(const Setting &s, const void *base, Where w, TextOut &o)
 {
 	Value v = load(s, base);
-	if (s.kind == Kind::Elevator)
+	if (s.kind == Kind::Fault)
+		fault_format(*reinterpret_cast<const cxmq_fault_config *>(field(s, base)), o);
+	else if (s.kind == Kind::Elevator)
 		o.put("%s\n", v.bits && v.bits <= kNrElevatorTypes ? kElevatorTypes[v.bits - 1]->name
 								 : "none");
 	else if (w == Where::Device)
@@ -391,6 +431,8 @@ int config_check(cxmq_dev_config *cfg)
 		if (!(s.flags & kConfig))
 			continue;
 		if ((s.flags & kTimerOnly) && cfg->irqmode != 2)
+			continue;
+		if (s.kind == Kind::Fault) // checked when parsed: nothing else to check
 			continue;
 		if (!check(s, load(s, cfg), Where::Config, nullptr))
 			return -CXMQ_EINVAL;
@@ -458,6 +500,13 @@ int cxmq_setting_parse(unsigned int i, const char *text, struct cxmq_dev_config 
 	if (i >= kCount || !(kTable[i].flags & kAttr))
 		return -CXMQ_EINVAL;
 	const Setting &s = kTable[i];
+	if (s.kind == Kind::Fault) { // (always kLive: a test hook)
+		cxmq_dev_config next = *cfg;
+		if (!parse_fault(s, text, &next, Where::Device, who))
+			return -CXMQ_EINVAL;
+		*cfg = next;
+		return 0;
+	}
 	Value v;
 	if (!parse(s, text, &v)) {
 		if (s.kind == Kind::Elevator && text)
@@ -503,6 +552,8 @@ int cxmq_param_parse(unsigned int i, const char *text, struct cxmq_params *p, in
 	if (i >= kCount || !(kTable[i].flags & kParam))
 		return -CXMQ_EINVAL;
 	const Setting &s = kTable[i];
+	if (s.kind == Kind::Fault)
+		return parse_fault(s, text, p, Where::Param, nullptr) ? 0 : -CXMQ_EINVAL;
 	Value v;
 	if (!parse(s, text, &v)) {
 		if (s.kind == Kind::Elevator && text)

@@ -13,7 +13,7 @@ namespace cxmq {
 namespace settings {
 
 // The C type of the field a setting is stored in.
-enum class Type : u8 { U32, U64, S32 };
+enum class Type : u8 { U32, U64, S32, Fault /* struct cxmq_fault_config */ };
 
 // How values are checked.
 enum class Kind : u8 {
@@ -21,6 +21,8 @@ enum class Kind : u8 {
 	PowerOf2, // a power of two in min..max
 	Node,     // -1, or an online NUMA node (min, max unused)
 	Elevator, // an IO scheduler by name (elevator.h): 0 none, else 1 + its index (min, max unused)
+	Fault,    // a fault injection point (fault_inject.h): null_blk's text, or empty (min, max,
+		  // def unused: the default is disarmed)
 };
 
 enum Flags : u32 {

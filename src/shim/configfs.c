@@ -3,7 +3,8 @@
  * /sys/kernel/config/cxmq/<name>/: devices made at runtime, as null_blk's configfs has them.
  * mkdir makes a powered-off device with the module parameters' settings; its attributes set
  * the configuration; power=1 creates the disk, power=0 removes it; rmdir removes it too. While
- * powered, only submit_queues and poll_queues can change (the hardware queue counts); the others
+ * powered, only submit_queues and poll_queues (the hardware queue counts) and the fault injection
+ * points timeout and requeue can change; the others
  * answer -EBUSY. Malformed or out-of-range writes answer -EINVAL and change nothing.
  */
 #include <linux/configfs.h>
@@ -69,12 +70,19 @@ static ssize_t cxmq_cfs_store(struct config_item *item, const char *page, size_t
 	ret = cxmq_setting_parse(i, page, &cfg, config_item_name(item), d->dev != NULL);
 	if (!ret && d->dev) {
 		/*
-		 * The live settings take effect now. The hardware queue counts are the only ones:
-		 * fewer than asked when memory runs short, and the attributes show what is in use.
+		 * The live settings take effect now: the hardware queue counts (fewer than asked
+		 * when memory runs short, and the attributes show what is in use), the faults.
 		 */
-		cxmq_dev_set_nr_hw_queues(d->dev, cfg.submit_queues, cfg.poll_queues);
-		cfg.submit_queues = d->dev->cfg.submit_queues;
-		cfg.poll_queues = d->dev->cfg.poll_queues;
+		if (!strcmp(setting, "timeout") || !strcmp(setting, "requeue")) {
+			/* fault injection: test hooks, taken at once */
+			d->dev->cfg.timeout = cfg.timeout;
+			d->dev->cfg.requeue = cfg.requeue;
+			cxmq_queue_set_faults(d->dev->q, &cfg);
+		} else {
+			cxmq_dev_set_nr_hw_queues(d->dev, cfg.submit_queues, cfg.poll_queues);
+			cfg.submit_queues = d->dev->cfg.submit_queues;
+			cfg.poll_queues = d->dev->cfg.poll_queues;
+		}
 	}
 	if (!ret)
 		d->cfg = cfg;
@@ -98,6 +106,8 @@ CXMQ_CFS_SETTING(size);
 CXMQ_CFS_SETTING(blocksize);
 CXMQ_CFS_SETTING(submit_queues);
 CXMQ_CFS_SETTING(poll_queues);
+CXMQ_CFS_SETTING(timeout);
+CXMQ_CFS_SETTING(requeue);
 CXMQ_CFS_SETTING(hw_queue_depth);
 CXMQ_CFS_SETTING(irqmode);
 CXMQ_CFS_SETTING(completion_nsec);
@@ -169,7 +179,7 @@ static struct configfs_attribute *cxmq_cfs_attrs[] = {
 	&cxmq_cfs_attr_poll_queues,
 	&cxmq_cfs_attr_hw_queue_depth, &cxmq_cfs_attr_irqmode, &cxmq_cfs_attr_completion_nsec,
 	&cxmq_cfs_attr_memory_backed, &cxmq_cfs_attr_home_node, &cxmq_cfs_attr_max_sectors,
-	&cxmq_cfs_attr_scheduler,
+	&cxmq_cfs_attr_scheduler, &cxmq_cfs_attr_timeout, &cxmq_cfs_attr_requeue,
 	&cxmq_cfs_attr_power, &cxmq_cfs_attr_index, NULL,
 };
 

@@ -11,6 +11,7 @@
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/numa.h>
+#include <linux/rcupdate.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 
@@ -87,6 +88,8 @@ CXMQ_PARAM(memory_backed, uint, "Keep data in memory: 0 no (default), 1 yes (pag
 CXMQ_PARAM(home_node, int, "NUMA node for device memory (-1: any, default)");
 CXMQ_PARAM(scheduler, charp, "First IO scheduler of each device: none (default), mq-deadline or kyber");
 CXMQ_PARAM(poll_queues, uint, "Poll queues for IOPOLL (io_uring hipri) bios (0..possible CPUs, more is capped; default 0)");
+CXMQ_PARAM(timeout, charp, "Fault injection: requests the backend never completes (null_blk's \"<interval>,<probability>,<space>,<times>\"; default empty: none)");
+CXMQ_PARAM(requeue, charp, "Fault injection: requests the backend answers busy (null_blk's \"<interval>,<probability>,<space>,<times>\"; default empty: none)");
 CXMQ_PARAM(max_sectors, uint, "Largest request in 512-byte sectors (0 or 8..8388607; default 0: the kernel's default)");
 
 /* Writable at runtime: applied to every device at once. */
@@ -165,14 +168,25 @@ static void cxmq_submit_bio(struct bio *bio)
 	cxmq_queue_submit(dev->q, &b);
 }
 
+static const struct block_device_operations cxmq_fops;
+
 /*
  * bio_poll(), under rcu_read_lock with the disk's queue entered, for a bio whose bi_cookie the
- * core set: it names the poll queue to reap. The bio may have completed already.
+ * core set: it names the poll queue to reap. The bio may have completed already and be on its
+ * way to reuse: a polled bio that goes back to its bio set's per-CPU cache gets bi_bdev NULL
+ * (bio_put_percpu_cache), so bi_bdev is read once, and only a cxmq disk's is used.
  */
 static int cxmq_poll_bio(struct bio *bio, struct io_comp_batch *iob, unsigned int flags)
 {
-	struct cxmq_dev *dev = bio->bi_bdev->bd_disk->private_data;
-	int ret = cxmq_queue_poll(dev->q, READ_ONCE(bio->bi_cookie), flags & BLK_POLL_ONESHOT);
+	struct block_device *bdev = READ_ONCE(bio->bi_bdev);
+	u32 cookie = READ_ONCE(bio->bi_cookie);
+	struct cxmq_dev *dev;
+	int ret;
+
+	if (!bdev || bdev->bd_disk->fops != &cxmq_fops)
+		return 0;
+	dev = bdev->bd_disk->private_data;
+	ret = cxmq_queue_poll(dev->q, cookie, flags & BLK_POLL_ONESHOT);
 
 	__set_current_state(TASK_RUNNING); /* as blk_mq_poll leaves it */
 	return ret;
@@ -378,6 +392,8 @@ void cxmq_dev_destroy(struct cxmq_dev *dev)
 	cxmq_mq_unregister(dev);
 	/* No new bios after del_gendisk; the queue then drains what is in flight. */
 	del_gendisk(dev->disk);
+	/* a poller (cxmq_poll_bio, under RCU) that read this disk from a stale bio is gone */
+	synchronize_rcu();
 	cxmq_queue_destroy(dev->q);
 	dev->q = NULL;
 	put_disk(dev->disk);

@@ -19,6 +19,7 @@ static const blk_status_t cxmq_status_to_blk[] = {
 	[CXMQ_STS_NOTSUPP] = BLK_STS_NOTSUPP,
 	[CXMQ_STS_RESOURCE] = BLK_STS_RESOURCE,
 	[CXMQ_STS_NOSPC] = BLK_STS_NOSPC,
+	[CXMQ_STS_TIMEOUT] = BLK_STS_TIMEOUT,
 };
 
 void cxmq_os_bio_end(void *p, enum cxmq_status status, cxmq_u64 cookie)

@@ -14,6 +14,7 @@
 #include <linux/mutex.h>
 #include <linux/nodemask.h>
 #include <linux/percpu-refcount.h>
+#include <linux/prandom.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
@@ -354,6 +355,11 @@ int cxmq_os_usage_tryget_live(struct cxmq_os_usage *u)
 	return percpu_ref_tryget_live(&u->ref);
 }
 
+cxmq_u32 cxmq_os_random_below(cxmq_u32 n)
+{
+	return prandom_u32_max(n);
+}
+
 int cxmq_os_usage_tryget(struct cxmq_os_usage *u)
 {
 	return percpu_ref_tryget(&u->ref);
@@ -426,6 +432,11 @@ struct cxmq_os_work *cxmq_os_work_create(void (*fn)(void *arg), void *arg, int n
 	w->fn = fn;
 	w->arg = arg;
 	return w;
+}
+
+struct cxmq_os_work *cxmq_os_work_create_background(void (*fn)(void *arg), void *arg, int node)
+{
+	return cxmq_os_work_create(fn, arg, node);
 }
 
 void cxmq_os_work_destroy(struct cxmq_os_work *w)

@@ -3,7 +3,8 @@
  * /sys/block/cxmqN/cxmq/: the queue settings the kernel leaves inert for a bio-based disk, with
  * the kernel's names and formats: `scheduler` ("[none] mq-deadline", the active one in
  * brackets; writing a name switches), `nr_requests` (the request pool of each hardware queue),
- * and, while a scheduler is active, `iosched/` with its tunables.
+ * `io_timeout` (ms: the kernel hides queue/io_timeout without mq_ops->timeout), and, while a
+ * scheduler is active, `iosched/` with its tunables.
  *
  * A switch or a new nr_requests freezes the queue (IO in flight completes, new IO waits), then
  * under sysfs_dir_lock (which also orders it against queue count changes and CPU hotplug)
@@ -44,7 +45,7 @@ static void cxmq_qobj_release(struct kobject *kobj)
 	kfree(to_qobj(kobj));
 }
 
-enum { CXMQ_Q_SCHEDULER, CXMQ_Q_NR_REQUESTS };
+enum { CXMQ_Q_SCHEDULER, CXMQ_Q_NR_REQUESTS, CXMQ_Q_IO_TIMEOUT };
 
 struct cxmq_q_attr {
 	struct attribute attr;
@@ -60,6 +61,8 @@ static ssize_t cxmq_q_show(struct kobject *kobj, struct attribute *attr, char *p
 	mutex_lock(&dev->map_lock);
 	if (id == CXMQ_Q_SCHEDULER)
 		ret = cxmq_queue_show_sched(dev->q, page, PAGE_SIZE);
+	else if (id == CXMQ_Q_IO_TIMEOUT)
+		ret = sysfs_emit(page, "%u\n", cxmq_queue_io_timeout(dev->q));
 	else
 		ret = sysfs_emit(page, "%u\n", cxmq_queue_nr_requests(dev->q));
 	mutex_unlock(&dev->map_lock);
@@ -154,7 +157,12 @@ static ssize_t cxmq_q_store(struct kobject *kobj, struct attribute *attr, const 
 	unsigned int nr;
 	int ret;
 
-	if (id == CXMQ_Q_SCHEDULER) {
+	if (id == CXMQ_Q_IO_TIMEOUT) {
+		/* no freeze: requests started from now on get the new deadline */
+		mutex_lock(&dev->map_lock);
+		ret = cxmq_queue_set_io_timeout(dev->q, page); /* logs a bad value */
+		mutex_unlock(&dev->map_lock);
+	} else if (id == CXMQ_Q_SCHEDULER) {
 		ret = cxmq_sched_lookup(page, count); /* logs an unknown name */
 		if (ret < CXMQ_SCHED_NONE)
 			return ret;
@@ -180,8 +188,12 @@ static struct cxmq_q_attr cxmq_q_attr_scheduler = {
 static struct cxmq_q_attr cxmq_q_attr_nr_requests = {
 	.attr = { .name = "nr_requests", .mode = 0644 }, .id = CXMQ_Q_NR_REQUESTS };
 
+static struct cxmq_q_attr cxmq_q_attr_io_timeout = {
+	.attr = { .name = "io_timeout", .mode = 0644 }, .id = CXMQ_Q_IO_TIMEOUT };
+
 static struct attribute *cxmq_q_attrs[] = {
-	&cxmq_q_attr_scheduler.attr, &cxmq_q_attr_nr_requests.attr, NULL,
+	&cxmq_q_attr_scheduler.attr, &cxmq_q_attr_nr_requests.attr, &cxmq_q_attr_io_timeout.attr,
+	NULL,
 };
 ATTRIBUTE_GROUPS(cxmq_q);
 

@@ -769,6 +769,7 @@ TEST_F(NullBackendTest, FormatStatsIsBoundedAndTerminated)
 }
 
 struct HctxLine {
+	unsigned long long timeouts = ~0ull;
 	unsigned idx = 0, tags_busy = 0, depth = 0, dispatch = 0;
 	unsigned long long queued = 0, run = 0, direct = 0, busy = 0;
 	std::vector<unsigned long long> dispatched;
@@ -813,10 +814,10 @@ ParsedStats parse_stats(const std::string &text)
 		CpuLine c;
 		char disp[512], cpus[512];
 		if (sscanf(line.c_str(),
-			   "hctx%u: queued=%llu run=%llu direct=%llu busy=%llu tags_busy=%u/%u "
-			   "dispatch=%u dispatched=%511[0-9,] cpus=%511[0-9,]",
-			   &h.idx, &h.queued, &h.run, &h.direct, &h.busy, &h.tags_busy, &h.depth,
-			   &h.dispatch, disp, cpus) == 10) {
+			   "hctx%u: queued=%llu run=%llu direct=%llu busy=%llu timeouts=%llu "
+			   "tags_busy=%u/%u dispatch=%u dispatched=%511[0-9,] cpus=%511[0-9,]",
+			   &h.idx, &h.queued, &h.run, &h.direct, &h.busy, &h.timeouts, &h.tags_busy,
+			   &h.depth, &h.dispatch, disp, cpus) == 11) {
 			h.dispatched = split_numbers<unsigned long long>(disp);
 			h.cpus = split_numbers<unsigned>(cpus);
 			p.hctx.push_back(h);

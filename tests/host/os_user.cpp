@@ -365,6 +365,16 @@ cxmq_u64 cxmq_os_now_coarse_ns(void)
 	return cxmq_os_now_ns();
 }
 
+cxmq_u32 cxmq_os_random_below(cxmq_u32 n)
+{
+	static std::atomic<uint64_t> state{0x9e3779b97f4a7c15ull};
+	uint64_t x = state.fetch_add(0x9e3779b97f4a7c15ull) + 0x9e3779b97f4a7c15ull; // splitmix64
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	x ^= x >> 31;
+	return n ? static_cast<cxmq_u32>(x % n) : 0;
+}
+
 // ---- CPUs ----
 
 cxmq_u32 cxmq_os_nr_cpu_ids(void)
@@ -860,6 +870,7 @@ struct cxmq_os_work {
 	int canceling = 0;
 	bool stop = false;
 	bool started = false;
+	bool background = false; // cxmq_os_work_create_background: outside the test controls
 	std::thread thread;
 };
 
@@ -899,7 +910,7 @@ void work_thread(cxmq_os_work *w)
 {
 	std::unique_lock<std::mutex> lk(w->m);
 	while (!w->stop) {
-		if (!w->pending || g_work_manual.load()) {
+		if (!w->pending || (g_work_manual.load() && !w->background)) {
 			w->cv.wait(lk);
 			continue;
 		}
@@ -911,6 +922,14 @@ void work_thread(cxmq_os_work *w)
 	}
 }
 } // namespace
+
+struct cxmq_os_work *cxmq_os_work_create_background(void (*fn)(void *), void *arg, int node)
+{
+	cxmq_os_work *w = cxmq_os_work_create(fn, arg, node);
+	if (w)
+		w->background = true;
+	return w;
+}
 
 struct cxmq_os_work *cxmq_os_work_create(void (*fn)(void *), void *arg, int)
 {
@@ -972,7 +991,7 @@ void cxmq_os_work_schedule(struct cxmq_os_work *w, cxmq_u32 delay_us, cxmq_u32 c
 		w->pending = true;
 		w->due = Clock::now() + std::chrono::microseconds(delay_us);
 		w->cpu = cpu;
-		if (!w->started && !g_work_manual.load()) {
+		if (!w->started && (!g_work_manual.load() || w->background)) {
 			w->started = true;
 			w->thread = std::thread(work_thread, w);
 		}
@@ -1393,7 +1412,7 @@ void cxmq_os_bio_end(void *bio, enum cxmq_status status, cxmq_u64 cookie)
 		report("cxmq_os_bio_end(%p, %d): not a bio", bio, static_cast<int>(status));
 		return;
 	}
-	if (static_cast<unsigned>(status) > CXMQ_STS_NOSPC)
+	if (static_cast<unsigned>(status) > CXMQ_STS_TIMEOUT)
 		report("cxmq_os_bio_end: bio %llu: status %d out of range",
 		       static_cast<unsigned long long>(b->id), static_cast<int>(status));
 	if (status == CXMQ_STS_RESOURCE)
@@ -1589,7 +1608,7 @@ unsigned run_pending_works()
 	unsigned n = 0;
 	for (cxmq_os_work *w : g_works) {
 		std::unique_lock<std::mutex> lk(w->m);
-		if (!w->pending || w->running || w->canceling || w->stop)
+		if (!w->pending || w->running || w->canceling || w->stop || w->background)
 			continue;
 		run_work_locked(w, lk);
 		n++;
@@ -1615,7 +1634,7 @@ unsigned pending_works()
 	unsigned n = 0;
 	for (cxmq_os_work *w : g_works) {
 		std::lock_guard<std::mutex> lk(w->m);
-		n += w->pending ? 1 : 0;
+		n += w->pending && !w->background ? 1 : 0;
 	}
 	return n;
 }
@@ -1625,7 +1644,7 @@ bool works_idle()
 	std::lock_guard<std::mutex> g(g_works_m);
 	for (cxmq_os_work *w : g_works) {
 		std::lock_guard<std::mutex> lk(w->m);
-		if (w->pending || w->running)
+		if ((w->pending || w->running) && !w->background)
 			return false;
 	}
 	return true;

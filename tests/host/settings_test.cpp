@@ -177,12 +177,14 @@ TEST_F(Settings, NullBlksNamesWhereNullBlkHasThem)
 	EXPECT_EQ(params, (std::set<std::string>{"gb", "bs", "nr_devices", "submit_queues",
 						 "hw_queue_depth", "irqmode", "completion_nsec",
 						 "memory_backed", "home_node", "busy_every",
-						 "max_sectors", "scheduler", "poll_queues"}));
+						 "max_sectors", "scheduler", "poll_queues", "timeout",
+						 "requeue"}));
 	EXPECT_EQ(attrs, (std::set<std::string>{"size", "blocksize", "submit_queues",
 						"hw_queue_depth", "irqmode", "completion_nsec",
 						"memory_backed", "home_node", "max_sectors",
-						"scheduler", "poll_queues"}));
-	EXPECT_EQ(live, (std::set<std::string>{"submit_queues", "poll_queues"}));
+						"scheduler", "poll_queues", "timeout", "requeue"}));
+	EXPECT_EQ(live, (std::set<std::string>{"submit_queues", "poll_queues", "timeout",
+					       "requeue"}));
 	EXPECT_STREQ(cxmq_setting_unit(idx("gb")), "GiB");
 	EXPECT_STREQ(cxmq_setting_unit(idx("size")), "MiB");
 	EXPECT_STREQ(cxmq_setting_unit(idx("completion_nsec")), "ns");
@@ -331,8 +333,8 @@ TEST_F(Settings, EveryAttributeBounds)
 		const cs::Setting &s = t[i];
 		if (!(s.flags & cs::kAttr))
 			continue;
-		if (s.kind == cs::Kind::Elevator)
-			continue; // a name, not a number: SchedulerIsAName
+		if (s.kind == cs::Kind::Elevator || s.kind == cs::Kind::Fault)
+			continue; // a name or a text, not a number: SchedulerIsAName, FaultsTakeNullBlksText
 		SCOPED_TRACE(s.name);
 		const Bounds b = bounds(s, cs::Where::Device);
 		const std::string named = (s.flags & cs::kNoWho) ? "cxmq: " : "cxmq: d: ";
@@ -405,8 +407,8 @@ TEST_F(Settings, EveryParameterBounds)
 		const cs::Setting &s = t[i];
 		if (!(s.flags & cs::kParam))
 			continue;
-		if (s.kind == cs::Kind::Elevator)
-			continue; // a name, not a number: SchedulerIsAName
+		if (s.kind == cs::Kind::Elevator || s.kind == cs::Kind::Fault)
+			continue; // a name or a text, not a number: SchedulerIsAName, FaultsTakeNullBlksText
 		SCOPED_TRACE(s.name);
 		const Bounds b = bounds(s, cs::Where::Param);
 		const bool timer_only = s.flags & cs::kTimerOnly;
@@ -576,8 +578,8 @@ TEST_F(Settings, PoweredOnlyLiveSettingsChange)
 		const cs::Setting &s = t[i];
 		if (!(s.flags & cs::kAttr))
 			continue;
-		if (s.kind == cs::Kind::Elevator)
-			continue; // a name, not a number: SchedulerIsAName
+		if (s.kind == cs::Kind::Elevator || s.kind == cs::Kind::Fault)
+			continue; // a name or a text, not a number: SchedulerIsAName, FaultsTakeNullBlksText
 		SCOPED_TRACE(s.name);
 		const Bounds b = bounds(s, cs::Where::Device);
 		const cxmq_dev_config cfg0 = defaults();
@@ -612,6 +614,57 @@ TEST_F(Settings, PoweredOnlyLiveSettingsChange)
 
 // scheduler: a name (a trailing newline allowed), shown as the scheduler's name; an unknown one
 // is refused with the names there are, and changes nothing; not while powered.
+// timeout= and requeue= take null_blk's "<interval>,<probability>,<space>,<times>" (as the
+// kernel's setup_fault_attr reads it), shown back in that form; the empty text disarms; they
+// may change while powered (test hooks).
+TEST_F(Settings, FaultsTakeNullBlksText)
+{
+	for (const char *name : {"timeout", "requeue"}) {
+		SCOPED_TRACE(name);
+		const int i = idx(name);
+		cxmq_params p = param_defaults();
+		EXPECT_EQ(show_param(i, p), "\n") << "disarmed by default";
+		EXPECT_EQ(store_param(name, "1,100,0,20", &p, 1), 0);
+		EXPECT_EQ(show_param(i, p), "1,100,0,20\n");
+		const cxmq_fault_config &fc = std::string(name) == "timeout" ? p.dev.timeout : p.dev.requeue;
+		EXPECT_EQ(fc.interval, 1u);
+		EXPECT_EQ(fc.probability, 100u);
+		EXPECT_EQ(fc.space, 0);
+		EXPECT_EQ(fc.times, 20);
+		EXPECT_EQ(fc.armed, 1u);
+		EXPECT_EQ(cxmq_params_check(&p), 0);
+		cxmq_dev_config cfg = defaults();
+		for (const char *ok : {"1,10,0,-1", "0,0,0,0", "18446744073709551615,100,2147483647,2147483647\n"}) {
+			EXPECT_EQ(store(name, ok, &cfg, 1), 0) << ok;
+			std::string want(ok);
+			if (want.back() != '\n')
+				want += '\n';
+			EXPECT_EQ(show(i, cfg), want);
+		}
+		for (const char *bad : {"1,101,0,1", "1,100,-1,1", "1,100,0,-2", "1,100,0", "1,100,0,1,5",
+					"1,100,0,1,", ",1,1,1", "0x1,1,1,1", "+1,1,1,1", "1, 1,1,1", "a,1,1,1",
+					"1,100,0,2147483648", "18446744073709551616,1,1,1"}) {
+			clear_logs();
+			EXPECT_EQ(store(name, bad, &cfg, 1), -CXMQ_EINVAL) << bad;
+			EXPECT_EQ(the_error().rfind(std::string("cxmq: d: ") + name + "=" + bad +
+							    " is invalid: must be <interval>,<probability>,"
+							    "<space>,<times>",
+						    0),
+				  0u)
+				<< the_error();
+			clear_logs();
+			EXPECT_EQ(store_param(name, bad, &p, 0), -CXMQ_EINVAL) << bad;
+			EXPECT_EQ(the_error().rfind(std::string("cxmq: ") + name + "=" + bad + " is invalid", 0), 0u);
+		}
+		EXPECT_EQ(show(i, cfg), "18446744073709551615,100,2147483647,2147483647\n") << "unchanged";
+		EXPECT_EQ(store(name, "", &cfg, 1), 0);
+		EXPECT_EQ(show(i, cfg), "\n");
+		EXPECT_EQ(store(name, "1,1,1,1", &cfg, 1), 0);
+		EXPECT_EQ(store(name, "\n", &cfg, 1), 0);
+		EXPECT_EQ(show(i, cfg), "\n");
+	}
+}
+
 TEST_F(Settings, SchedulerIsAName)
 {
 	const int i = idx("scheduler");
@@ -912,7 +965,7 @@ std::vector<std::pair<size_t, std::string>> words_after(const std::string &src,
 
 const char *type_name(const cs::Setting &s)
 {
-	if (s.kind == cs::Kind::Elevator)
+	if (s.kind == cs::Kind::Elevator || s.kind == cs::Kind::Fault)
 		return "charp";
 	return s.type == cs::Type::U32 ? "uint" : s.type == cs::Type::U64 ? "ulong" : "int";
 }

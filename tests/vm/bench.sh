@@ -18,8 +18,8 @@ KO=${CXMQ_KO_DIR:-}/cxmq.ko
 FLOOR_KO=${CXMQ_FLOOR_KO_DIR:-}/cxmq_floor.ko
 ROUNDS=${CXMQ_BENCH_ROUNDS:-3}
 RUNTIME=${CXMQ_BENCH_RUNTIME:-10}
-TARGETS=${CXMQ_BENCH_TARGETS:-cxmq nullb-mq nullb-bio cxmq-mem brd floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber}
-JOBS=${CXMQ_BENCH_JOBS:-randread randread-libaio seqwrite}
+TARGETS=${CXMQ_BENCH_TARGETS:-cxmq nullb-mq nullb-bio cxmq-mem brd floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber cxmq-poll nullb-poll}
+JOBS=${CXMQ_BENCH_JOBS:-randread randread-libaio seqwrite poll-qd1 poll-qd32}
 N=$(nproc)
 OUT=$CXMQ_OUT
 mkdir -p "$OUT/raw" "$OUT/unavailable" "$OUT/targets"
@@ -42,6 +42,8 @@ spec() {
 	cxmq-kyber) L=ko K=$KO  M=cxmq     P="$cx scheduler=kyber" D=cxmq0 F=0 ;;
 	nullb-dl)  L=mod K=     M=null_blk P="$nb" D=nullb0 F=0 S=mq-deadline ;;
 	nullb-kyber) L=mod K=   M=null_blk P="$nb" D=nullb0 F=0 S=kyber ;;
+	cxmq-poll) L=ko  K=$KO  M=cxmq     P="$cx poll_queues=1" D=cxmq0 F=0 ;;
+	nullb-poll) L=mod K=    M=null_blk P="$nb poll_queues=1" D=nullb0 F=0 ;;
 	*) return 1 ;;
 	esac
 }
@@ -50,13 +52,14 @@ for t in $TARGETS; do spec "$t" || { echo "bench: unknown target $t"; exit 2; };
 # job_on JOB TARGET: whether JOB is measured on TARGET
 job_on() {
 	case $1 in
-	randread) return 0 ;;
+	randread) [[ " cxmq-poll nullb-poll " != *" $2 "* ]] ;;
 	randread-libaio) [[ " cxmq floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber " == *" $2 "* ]] ;;
 	seqwrite) [[ " cxmq nullb-mq " == *" $2 "* ]] ;;
+	poll-qd1|poll-qd32) [[ " cxmq-poll nullb-poll " == *" $2 "* ]] ;;
 	*) return 1 ;;
 	esac
 }
-for j in $JOBS; do job_on "$j" cxmq || { echo "bench: unknown job $j"; exit 2; }; done
+for j in $JOBS; do job_on "$j" cxmq || job_on "$j" cxmq-poll || { echo "bench: unknown job $j"; exit 2; }; done
 
 # fio_args JOB: the job's fio options (less the file, runtime and output)
 fio_args() {
@@ -73,6 +76,10 @@ fio_args() {
 		echo --name=seqwrite --rw=write --bs=4k --ioengine=libaio --direct=1 --iodepth=32 \
 			--iodepth_batch_submit=16 --iodepth_batch_complete_min=16 --numjobs="$N" \
 			--size="$size" --offset_increment="$size" ;;
+	poll-qd1|poll-qd32)
+		# IORING_SETUP_IOPOLL: every IO polled on the device's poll queue
+		echo --name=poll --rw=randread --bs=4k --direct=1 --ioengine=io_uring --hipri \
+			--iodepth="${1#poll-qd}" --numjobs="$N" --norandommap --randrepeat=0 ;;
 	esac
 }
 
