@@ -6,7 +6,7 @@
 #   make host-test       the C++ core under GoogleTest with ASan+UBSan (and TSan)
 #   make test            every test layer (scripts/test.sh): host, KUnit, VM
 #   make demo            the main job: build, boot a VM, load, fio on /dev/cxmq0, show sysfs
-#   make bench           fio rounds in one VM: cxmq against null_blk (mq, bio; none, mq-deadline, kyber), brd and a floor module
+#   make bench           fio rounds in one VM: cxmq against null_blk (mq, bio; none, mq-deadline, kyber; polled), brd and a floor module
 #                        (scripts/bench.sh; options in BENCH_ARGS, e.g. make bench BENCH_ARGS="--rounds 5 --cpus 4")
 #   make scenarios       issue 4's scenarios at full length on the debug kernel (scripts/scenarios.sh)
 #   make clean

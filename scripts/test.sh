@@ -104,14 +104,14 @@ if [ $need_vm = 1 ] && [[ " $LAYERS " == *" vm "* ]]; then
 		CXMQ_VERIFY_SIZE=8m CXMQ_MERGE_SIZE=4m "CXMQ_MERGE_ONLY=io discard" CXMQ_POLL=0 CXMQ_TIMEOUT=0
 	vm_job test-kernel-4cpu "$tkdir" 4 tests/vm/suite.sh integration.sh mq.sh -- "CXMQ_KO_DIR=$tko" \
 		CXMQ_FIO_RUNTIME=5 CXMQ_SKIP_PARAM_TESTS=1 CXMQ_VERIFY_SIZE=4m CXMQ_MERGE_ONLY=ext4 CXMQ_MERGE_FILES=500 \
-		CXMQ_SCHED=0 CXMQ_POLL_SECONDS=2
+		CXMQ_SCHED=0 CXMQ_POLL_SECONDS=2 CXMQ_POLL_SIZE=4m
 	log "layer vm: mq/ tree, configfs, runtime queue count, hotplug, lifetimes, leaks (shortened; full: scripts/scenarios.sh)"
 	vm_job scenarios-test-kernel-4cpu "$tkdir" 4 tests/vm/scenarios.sh "CXMQ_KO_DIR=$tko" CXMQ_SCEN_SECONDS=30 CXMQ_SCEN_CYCLES=20
 	log "layer vm: integration on Debian's stock kernel, module built against linux-headers-amd64"
 	if dkdir=$(scripts/fetch-debian-kernel.sh) && dko=$(scripts/build-module.sh "$dkdir" 2>"$RUN_DIR/build-debian.log"); then
 		add "build: cxmq for Debian kernel" 1 0
 		vm_job debian-kernel-4cpu "$dkdir" 4 tests/vm/suite.sh integration.sh mq.sh -- "CXMQ_KO_DIR=$dko" \
-			CXMQ_FIO_RUNTIME=5 CXMQ_VERIFY_SIZE=32m CXMQ_MERGE_SIZE=8m
+			CXMQ_FIO_RUNTIME=5 CXMQ_VERIFY_SIZE=32m CXMQ_MERGE_SIZE=8m CXMQ_POLL_SECONDS=2 CXMQ_POLL_SIZE=4m
 		vm_job scenarios-debian-kernel-4cpu "$dkdir" 4 tests/vm/scenarios.sh "CXMQ_KO_DIR=$dko" CXMQ_SCEN_SECONDS=20 CXMQ_SCEN_CYCLES=200 CXMQ_SCEN_NULLB=1
 	else
 		cat "$RUN_DIR/build-debian.log" 2>/dev/null; add "build: cxmq for Debian kernel" 0 1

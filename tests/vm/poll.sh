@@ -14,6 +14,7 @@
 # region, default 8m).
 . "$CXMQ_ROOT/tests/vm/lib.sh"
 CPUS=$CXMQ_CPUS
+JOBS=$(( CPUS < 2 ? CPUS : 2 )) # fio jobs per device: two submitters share a poll queue or not
 SECS=${CXMQ_POLL_SECONDS:-3}
 SIZE=${CXMQ_POLL_SIZE:-8m}
 CFS=/sys/kernel/config/cxmq
@@ -82,39 +83,52 @@ err=$( (echo $((CPUS + 1)) > $CFS/p1/poll_queues) 2>&1 )
 check "live poll_queues=$((CPUS + 1)) (above the possible CPUs) is refused" \
 	test "$(cat $CFS/p1/poll_queues)" = 1 -a -n "$err"
 
-# ---- io: polled randread and verified randwrite ----
+# ---- io: polled randread and verified randwrite, both devices in one fio run ----
+declare -A S0 T0 P0 IO0
+wr=() rd=()
 for d in p1 p2; do
-	echo "# poll: $d at $SECONDS s"
-	s0=$(stat_of $d softirq_done) t0=$(stat_of $d timer_done) p0=$(stat_of $d poll_done)
-	io0=$(diskstats_ios $d)
-	out=/tmp/poll-$d.json
-	if fio --output-format=json --output=$out --filename=/dev/${DISK[$d]} --direct=1 \
-		--ioengine=io_uring --hipri --iodepth=16 --iodepth_batch_submit=4 \
-		--iodepth_batch_complete_min=1 --randrepeat=0 --norandommap --size="$SIZE" \
-		--name=wr --rw=randwrite --bsrange=4k-64k --numjobs="$CPUS" --offset_increment="$SIZE" \
-		--verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 \
-		--name=rd --stonewall --rw=randread --bs=4k --numjobs="$CPUS" --time_based \
-		--runtime="$SECS" >/tmp/poll-$d.err 2>&1; then
-		fios=$(python3 -c '
+	S0[$d]=$(stat_of $d softirq_done) T0[$d]=$(stat_of $d timer_done) P0[$d]=$(stat_of $d poll_done)
+	IO0[$d]=$(diskstats_ios $d)
+	wr+=(--name=wr-$d --filename=/dev/${DISK[$d]} --rw=randwrite --bsrange=4k-64k
+	       --numjobs="$JOBS" --offset_increment="$SIZE" --verify=crc32c --verify_fatal=1
+	       --do_verify=1 --verify_state_save=0)
+done
+for d in p1 p2; do
+	rd+=(--name=rd-$d --filename=/dev/${DISK[$d]} --rw=randread --bs=4k --numjobs="$JOBS"
+	       --time_based --runtime="$SECS")
+	[ $d = p1 ] && rd+=(--stonewall) # the reads start after every write job (and verify) ends
+done
+out=/tmp/poll.json
+declare -A FIOS
+if fio --output-format=json --output=$out --direct=1 --ioengine=io_uring --hipri --iodepth=16 \
+	--iodepth_batch_submit=4 --iodepth_batch_complete_min=1 --randrepeat=0 --norandommap \
+	--size="$SIZE" "${wr[@]}" "${rd[@]}" >/tmp/poll.err 2>&1; then
+	python3 -c '
 import json, sys
 t = open(sys.argv[1]).read(); d = json.loads(t[t.index("{"):])
-bad = [j["jobname"] for j in d["jobs"] if j["error"]]
-print(-1 if bad else sum(j["read"]["total_ios"] + j["write"]["total_ios"] for j in d["jobs"]))
-' $out)
-		pass "$d: fio io_uring --hipri randwrite verify crc32c, then randread ($fios IOs)"
-	else
-		fios=-1
-		fail "$d: fio io_uring --hipri" "$(tail -n 5 /tmp/poll-$d.err)"
-	fi
-	ds=$(( $(stat_of $d softirq_done) - s0 )) dt=$(( $(stat_of $d timer_done) - t0 ))
-	dp=$(( $(stat_of $d poll_done) - p0 )) dio=$(( $(diskstats_ios $d) - io0 ))
+tot = {}
+for j in d["jobs"]:
+    dev = j["jobname"].split("-", 1)[1]
+    n = j["read"]["total_ios"] + j["write"]["total_ios"]
+    tot[dev] = -10**9 if j["error"] else tot.get(dev, 0) + n
+for k, v in tot.items():
+    print(k, v if v >= 0 else -1)
+' $out > /tmp/poll.ios # (no process substitution: the guest has no /dev/fd)
+	while read -r d n; do FIOS[$d]=$n; done < /tmp/poll.ios
+	pass "p1, p2: fio io_uring --hipri randwrite verify crc32c, then randread (${FIOS[p1]}, ${FIOS[p2]} IOs)"
+else
+	fail "p1, p2: fio io_uring --hipri" "$(tail -n 5 /tmp/poll.err)"
+fi
+for d in p1 p2; do
+	ds=$(( $(stat_of $d softirq_done) - S0[$d] )) dt=$(( $(stat_of $d timer_done) - T0[$d] ))
+	dp=$(( $(stat_of $d poll_done) - P0[$d] )) dio=$(( $(diskstats_ios $d) - IO0[$d] ))
 	echo "#   $d: poll completions $dp, softirq $ds, timer $dt; diskstats IOs $dio; io_poll: $(cat $(B $d)/mq/*/io_poll | grep -v 'considered=0,' | tr '\n' ' ')"
 	check "$d: completions by polling moved ($dp), by softirq ($ds) and timer ($dt) did not" \
 		test "$dp" -gt 0 -a "$ds" = 0 -a "$dt" = 0
 	check "$d: io_poll success ($(io_poll_sum $d success)) moved, invoked >= considered >= success" \
 		test "$(io_poll_sum $d success)" -gt 0 -a "$(io_poll_sum $d invoked)" -ge "$(io_poll_sum $d considered)" \
 		-a "$(io_poll_sum $d considered)" -ge "$(io_poll_sum $d success)"
-	check "$d: /proc/diskstats counted every IO fio did ($dio = $fios)" test "$dio" = "$fios"
+	check "$d: /proc/diskstats counted every IO fio did ($dio = ${FIOS[$d]:-?})" test "$dio" = "${FIOS[$d]:--1}"
 done
 last=$(ls $(B p1)/mq | sort -n | tail -1)
 echo 0 > $(B p1)/mq/$last/io_poll
@@ -129,7 +143,7 @@ done
 p0=$(stat_of p1 poll_done)
 fio_ok "p1 after the changes: fio io_uring --hipri randwrite verify crc32c" \
 	--name=again --filename=/dev/${DISK[p1]} --direct=1 --ioengine=io_uring --hipri --iodepth=8 \
-	--rw=randwrite --bsrange=4k-16k --size=4m --numjobs="$CPUS" --offset_increment=4m \
+	--rw=randwrite --bsrange=4k-16k --size=4m --numjobs="$JOBS" --offset_increment=4m \
 	--verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 --randrepeat=0
 check "p1: the new poll queue completed them" test "$(( $(stat_of p1 poll_done) - p0 ))" -gt 0
 
