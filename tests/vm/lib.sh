@@ -70,3 +70,42 @@ summary() {
 	echo "# guest: $PASSED passed, $FAILED failed"
 	[ "$FAILED" -eq 0 ]
 }
+
+# ---- configfs devices (the feature jobs: sched.sh, poll.sh, timeout.sh) ----
+CFS=/sys/kernel/config/cxmq
+declare -A DISK
+DEVS=()
+# mkdev NAME ATTR=VALUE...: a powered memory-backed configfs device of MKDEV_SIZE MiB (256)
+# with a hardware queue per vCPU, then the given attributes; its disk in DISK[NAME], NAME in DEVS
+mkdev() {
+	local name=$1 a idx; shift
+	mkdir $CFS/$name || return 1
+	DEVS+=("$name")
+	for a in size="${MKDEV_SIZE:-256}" memory_backed=1 submit_queues="$CXMQ_CPUS" "$@"; do
+		echo "${a#*=}" > $CFS/$name/${a%%=*} || { echo "#   $name: $a refused"; return 1; }
+	done
+	echo 1 > $CFS/$name/power || return 1
+	read -r idx < $CFS/$name/index
+	DISK[$name]=cxmq$idx
+}
+# refused NAME FILE VALUE NEEDLE: writing VALUE fails with EINVAL, dmesg names NEEDLE, FILE
+# reads as before
+refused() {
+	local before after mark err
+	before=$(cat "$2"); mark=$(dmesg | wc -l)
+	err=$( (echo "$3" > "$2") 2>&1 )
+	after=$(cat "$2")
+	if [[ $err != *"Invalid argument"* ]]; then
+		fail "$1" "not EINVAL: $err"
+	elif ! dmesg | tail -n +"$((mark + 1))" | grep -q -- "$4"; then
+		fail "$1" "no pr_err naming '$4'"
+	elif [ "$before" != "$after" ]; then
+		fail "$1" "changed: $before -> $after"
+	else
+		pass "$1"
+	fi
+}
+# stat_of NAME KEY: KEY=N summed over the device's debugfs stats
+stat_of() {
+	grep -o "$2=[0-9]*" /sys/kernel/debug/cxmq/${DISK[$1]}/stats | cut -d= -f2 | awk '{s+=$1} END {print s+0}'
+}

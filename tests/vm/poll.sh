@@ -17,27 +17,10 @@ CPUS=$CXMQ_CPUS
 JOBS=$(( CPUS < 2 ? CPUS : 2 )) # fio jobs per device: two submitters share a poll queue or not
 SECS=${CXMQ_POLL_SECONDS:-3}
 SIZE=${CXMQ_POLL_SIZE:-8m}
-CFS=/sys/kernel/config/cxmq
 dmesg_mark
 SECONDS=0
 
-declare -A DISK
-DEVS=()
-mkdev() { # NAME ATTR=VALUE...: a powered memory-backed configfs device; its disk in DISK[NAME]
-	local name=$1 a idx; shift
-	mkdir $CFS/$name || return 1
-	DEVS+=("$name")
-	for a in size=256 memory_backed=1 submit_queues="$CPUS" "$@"; do
-		echo "${a#*=}" > $CFS/$name/${a%%=*} || { echo "#   $name: $a refused"; return 1; }
-	done
-	echo 1 > $CFS/$name/power || return 1
-	read -r idx < $CFS/$name/index
-	DISK[$name]=cxmq$idx
-}
 B() { echo /sys/block/${DISK[$1]}; }
-stat_of() { # NAME KEY: sum of KEY=N over the device's stats
-	grep -o "$2=[0-9]*" /sys/kernel/debug/cxmq/${DISK[$1]}/stats | cut -d= -f2 | awk '{s+=$1} END {print s+0}'
-}
 types() { # NAME: the mq/ directories' types in order, "default default poll"
 	local d out=()
 	for d in $(ls "$(B "$1")/mq" | sort -n); do out+=("$(cat "$(B "$1")/mq/$d/type")"); done

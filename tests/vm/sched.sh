@@ -17,10 +17,10 @@
 # Environment: CXMQ_SCHED_SECONDS (switching, default 10), CXMQ_SCHED_SIZE (fio region, 4m),
 # CXMQ_SCHED_LAT_SECONDS (each latency run, default 4).
 . "$CXMQ_ROOT/tests/vm/lib.sh"
+MKDEV_SIZE=512
 CPUS=$CXMQ_CPUS
 SECS=${CXMQ_SCHED_SECONDS:-10}
 SIZE=${CXMQ_SCHED_SIZE:-4m}
-CFS=/sys/kernel/config/cxmq
 T=/tmp/sched
 mkdir -p $T
 [ -p $T/never ] || mkfifo $T/never
@@ -28,37 +28,7 @@ exec 9<>$T/never # `read -t S -u 9` sleeps S seconds without a fork
 dmesg_mark
 SECONDS=0
 
-declare -A DISK
-DEVS=()
-mkdev() { # NAME ATTR=VALUE...: a powered memory-backed configfs device; its disk in DISK[NAME]
-	local name=$1 a idx; shift
-	mkdir $CFS/$name || return 1
-	DEVS+=("$name")
-	for a in size=512 memory_backed=1 submit_queues="$CPUS" "$@"; do
-		echo "${a#*=}" > $CFS/$name/${a%%=*} || { echo "#   $name: $a refused"; return 1; }
-	done
-	echo 1 > $CFS/$name/power || return 1
-	read -r idx < $CFS/$name/index
-	DISK[$name]=cxmq$idx
-}
 S() { echo /sys/block/${DISK[$1]}/cxmq; }
-# refused NAME FILE VALUE NEEDLE: writing VALUE fails with EINVAL, dmesg names NEEDLE, FILE
-# reads as before
-refused() {
-	local before after mark err
-	before=$(cat "$2"); mark=$(dmesg | wc -l)
-	err=$( (echo "$3" > "$2") 2>&1 )
-	after=$(cat "$2")
-	if [[ $err != *"Invalid argument"* ]]; then
-		fail "$1" "not EINVAL: $err"
-	elif ! dmesg | tail -n +"$((mark + 1))" | grep -q -- "$4"; then
-		fail "$1" "no pr_err naming '$4'"
-	elif [ "$before" != "$after" ]; then
-		fail "$1" "changed: $before -> $after"
-	else
-		pass "$1"
-	fi
-}
 
 check "insmod scheduler=kyber (one device, then configfs ones)" insmod "$CXMQ_KO" nr_devices=1 gb=1 scheduler=kyber
 check "cxmq0's first scheduler is the parameter's: none mq-deadline [kyber]" \

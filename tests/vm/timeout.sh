@@ -11,44 +11,10 @@
 #            no error, the requeue counter moved.
 . "$CXMQ_ROOT/tests/vm/lib.sh"
 CPUS=$CXMQ_CPUS
-CFS=/sys/kernel/config/cxmq
 dmesg_mark
 SECONDS=0
 
-declare -A DISK
-DEVS=()
-mkdev() { # NAME ATTR=VALUE...: a powered memory-backed configfs device; its disk in DISK[NAME]
-	local name=$1 a idx; shift
-	mkdir $CFS/$name || return 1
-	DEVS+=("$name")
-	for a in size=256 memory_backed=1 submit_queues="$CPUS" "$@"; do
-		echo "${a#*=}" > $CFS/$name/${a%%=*} || { echo "#   $name: $a refused"; return 1; }
-	done
-	echo 1 > $CFS/$name/power || return 1
-	read -r idx < $CFS/$name/index
-	DISK[$name]=cxmq$idx
-}
 S() { echo /sys/block/${DISK[$1]}/cxmq; }
-stat_of() { # NAME KEY: sum of KEY=N over the device's stats
-	grep -o "$2=[0-9]*" /sys/kernel/debug/cxmq/${DISK[$1]}/stats | cut -d= -f2 | awk '{s+=$1} END {print s+0}'
-}
-# refused NAME FILE VALUE NEEDLE: writing VALUE fails with EINVAL, dmesg names NEEDLE, FILE
-# reads as before
-refused() {
-	local before after mark err
-	before=$(cat "$2"); mark=$(dmesg | wc -l)
-	err=$( (echo "$3" > "$2") 2>&1 )
-	after=$(cat "$2")
-	if [[ $err != *"Invalid argument"* ]]; then
-		fail "$1" "not EINVAL: $err"
-	elif ! dmesg | tail -n +"$((mark + 1))" | grep -q -- "$4"; then
-		fail "$1" "no pr_err naming '$4'"
-	elif [ "$before" != "$after" ]; then
-		fail "$1" "changed: $before -> $after"
-	else
-		pass "$1"
-	fi
-}
 
 check "insmod requeue=1,1,0,0 nr_devices=0" insmod "$CXMQ_KO" nr_devices=0 requeue=1,1,0,0
 check "the parameter reads back 1,1,0,0" test "$(cat /sys/module/cxmq/parameters/requeue)" = 1,1,0,0
