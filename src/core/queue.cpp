@@ -566,10 +566,7 @@ void Queue::complete_request(Request &rq, cxmq_status status)
 		finish_sched(h, rq);
 	rq.bio = rq.biotail = nullptr;
 	h.tags.put(rq.tag, cxmq_os_this_cpu()); // rq may be reused from here on
-	Request::for_each_bio(bio, tail, [&](void *b) {
-		cxmq_os_bio_set_next(b, nullptr);
-		cxmq_os_bio_end(b, status, cookie);
-	});
+	Request::end_bios(bio, tail, status, cookie);
 	restart_after_free(h);
 	exit(); // the queue may be freed from here on
 }

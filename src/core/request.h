@@ -85,6 +85,15 @@ struct Request {
 		}
 	}
 	template <class F> void for_each_bio(F fn) { for_each_bio(bio, biotail, fn); }
+	// Ends every bio of the chain head..tail with status, in order (blk_update_request),
+	// unchained: each ends with the request's cookie.
+	static void end_bios(void *head, void *tail, cxmq_status status, u64 cookie)
+	{
+		for_each_bio(head, tail, [&](void *b) {
+			cxmq_os_bio_set_next(b, nullptr);
+			cxmq_os_bio_end(b, status, cookie);
+		});
+	}
 };
 
 } // namespace cxmq

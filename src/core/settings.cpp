@@ -353,14 +353,12 @@ bool parse_fault(const Setting &s, const char *text, void *base, Where w, const 
 {
 	if (fault_parse(text, reinterpret_cast<cxmq_fault_config *>(field(s, base))))
 		return true;
-	u32 n = 0;
-	while (text && n < 48 && text[n] && text[n] != '\n')
-		n++;
+	const int n = first_line_len(text, 48);
 	const bool named = w == Where::Device && who;
 	cxmq_os_log(CXMQ_LOG_ERR,
 		    "cxmq: %s%s%s=%.*s is invalid: must be <interval>,<probability>,<space>,<times> "
 		    "(probability 0..100, space >= 0, times >= -1) or empty\n",
-		    named ? who : "", named ? ": " : "", s.name, int(n), text ? text : "");
+		    named ? who : "", named ? ": " : "", s.name, n, text ? text : "");
 	return false;
 }
 
@@ -370,12 +368,10 @@ void refuse_name(const Setting &s, const char *text, Where w, const char *who)
 	char must[96];
 	TextOut mo(must, sizeof(must));
 	put_accepted(mo, s, w);
-	u32 n = 0;
-	while (n < 32 && text[n] && text[n] != '\n')
-		n++;
+	const int n = first_line_len(text, 32);
 	const bool named = w == Where::Device && who && !(s.flags & kNoWho);
 	cxmq_os_log(CXMQ_LOG_ERR, "cxmq: %s%s%s=%.*s is invalid: must be %s\n", named ? who : "",
-		    named ? ": " : "", s.name, int(n), text, must);
+		    named ? ": " : "", s.name, n, text, must);
 }
 
 // Checks v, logging a refusal.

@@ -6,6 +6,15 @@
 
 namespace cxmq {
 
+// How much of user text a message quotes: its first line, at most max characters (none of NULL).
+inline int first_line_len(const char *text, u32 max)
+{
+	u32 n = 0;
+	while (text && n < max && text[n] && text[n] != '\n')
+		n++;
+	return static_cast<int>(n);
+}
+
 // Appends to a buffer of `size` bytes (NUL included); once full, further output is dropped, so
 // it never overflows.
 struct TextOut {

@@ -3,6 +3,7 @@
 // the requests in flight by tag, and what the backend's answer does.
 #include "kstrtox.h"
 #include "queue.h"
+#include "text.h"
 
 namespace cxmq {
 
@@ -118,10 +119,7 @@ void Queue::end_timed_out(Request &rq)
 	const u64 cookie = rq.cookie;
 	add_relaxed(rq_ctx(rq).completed[rq.is_write()], u64(1));
 	rq.bio = rq.biotail = nullptr;
-	Request::for_each_bio(bio, tail, [&](void *b) {
-		cxmq_os_bio_set_next(b, nullptr);
-		cxmq_os_bio_end(b, CXMQ_STS_TIMEOUT, cookie);
-	});
+	Request::end_bios(bio, tail, CXMQ_STS_TIMEOUT, cookie);
 }
 
 // What a request whose bios ended holds: its scheduler accounting, its tag, its usage
@@ -141,12 +139,9 @@ int Queue::set_io_timeout(const char *text)
 {
 	u64 v;
 	if (!text || !parse_u64_base10(text, &v) || v == 0 || v > 0xffffffffull) {
-		u32 n = 0;
-		while (text && n < 32 && text[n] && text[n] != '\n')
-			n++;
 		cxmq_os_log(CXMQ_LOG_ERR,
 			    "cxmq: io_timeout=%.*s is invalid: must be 1..4294967295 (milliseconds)\n",
-			    int(n), text ? text : "");
+			    first_line_len(text, 32), text ? text : "");
 		return -CXMQ_EINVAL;
 	}
 	store_relaxed(timeout_units_, ms_to_units(u32(v)));
