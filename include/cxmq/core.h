@@ -41,6 +41,8 @@ struct cxmq_dev_config {
 	cxmq_u32 poll_queues;     /* hardware queues of the poll type: 0..possible CPUs (more is
 				   * capped); polled bios (REQ_POLLED) go there and complete only
 				   * when polled (cxmq_queue_poll) */
+	cxmq_u32 shared_tags;     /* 1: one tag map per hardware queue index for every device
+				   * made with it (cxmq_queue_create_shared) */
 	struct cxmq_fault_config timeout; /* a chosen request is never completed by the backend */
 	struct cxmq_fault_config requeue; /* a chosen request is answered busy (and requeued) */
 };
@@ -127,6 +129,31 @@ struct cxmq_queue;
 
 /* Builds a queue for cfg (already checked). Returns NULL and sets *err on failure. */
 struct cxmq_queue *cxmq_queue_create(const struct cxmq_dev_config *cfg, int *err);
+/*
+ * Shared tag sets (null_blk's shared_tags=1): the queues made in one set have the same hardware
+ * queue counts and depth (the first member's: a later one takes them, cfg is not changed; see
+ * cxmq_queue_hw_queue_depth and cxmq_queue_nr_hw_queues), and their hardware queues of one
+ * index share one tag map, each active one within its fair share, max((depth + N - 1) / N, 4)
+ * for N active (blk-mq's hctx_may_queue). The host serialises the creation and destruction of
+ * a set's queues and changes of its counts.
+ */
+struct cxmq_tag_set;
+struct cxmq_tag_set *cxmq_tag_set_create(void);
+void cxmq_tag_set_destroy(struct cxmq_tag_set *set); /* once no queue of it is left */
+struct cxmq_queue *cxmq_queue_create_shared(const struct cxmq_dev_config *cfg,
+					    struct cxmq_tag_set *set, int *err);
+/* The depth in use (a shared set's, or the configuration's). */
+cxmq_u32 cxmq_queue_hw_queue_depth(const struct cxmq_queue *q);
+/*
+ * Changing the hardware queue counts of a set (blk_mq_update_nr_hw_queues on a tag set): every
+ * queue of the set is frozen; prepare caps *nr and *nr_poll (and lowers them when memory runs
+ * short); then each queue takes them (cxmq_queue_update_nr_hw_queues, with its map readers kept
+ * out), and any that got more than another is brought down to the least (it may lose memory
+ * meanwhile); finish makes those the set's.
+ */
+void cxmq_tag_set_prepare_update(struct cxmq_tag_set *set, cxmq_u32 *nr, cxmq_u32 *nr_poll);
+void cxmq_tag_set_finish_update(struct cxmq_tag_set *set);
+
 /* The queue has been registered (add_disk): switch the usage counter to per-CPU mode. */
 void cxmq_queue_set_live(struct cxmq_queue *q);
 /* Refuses new IO, waits for every request in flight to complete, then frees everything. */

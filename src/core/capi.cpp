@@ -28,16 +28,48 @@ int cxmq_config_check(struct cxmq_dev_config *cfg)
 
 struct cxmq_queue *cxmq_queue_create(const struct cxmq_dev_config *cfg, int *err)
 {
+	return cxmq_queue_create_shared(cfg, nullptr, err);
+}
+
+struct cxmq_queue *cxmq_queue_create_shared(const struct cxmq_dev_config *cfg,
+					    struct cxmq_tag_set *set, int *err)
+{
 	NullBackend *backend = NullBackend::create(*cfg);
 	if (!backend) {
 		*err = -CXMQ_ENOMEM;
 		return nullptr;
 	}
-	Queue *q = Queue::create(*cfg, backend, err);
+	Queue *q = Queue::create(*cfg, backend, err, reinterpret_cast<TagSet *>(set));
 	if (!q)
 		return nullptr;
 	backend->attach(q);
 	return reinterpret_cast<cxmq_queue *>(q);
+}
+
+cxmq_u32 cxmq_queue_hw_queue_depth(const struct cxmq_queue *q)
+{
+	return Q(q).config().hw_queue_depth;
+}
+
+struct cxmq_tag_set *cxmq_tag_set_create(void)
+{
+	return reinterpret_cast<cxmq_tag_set *>(TagSet::create());
+}
+
+void cxmq_tag_set_destroy(struct cxmq_tag_set *set)
+{
+	if (set)
+		destroy(reinterpret_cast<TagSet *>(set));
+}
+
+void cxmq_tag_set_prepare_update(struct cxmq_tag_set *set, cxmq_u32 *nr, cxmq_u32 *nr_poll)
+{
+	reinterpret_cast<TagSet *>(set)->prepare_update(nr, nr_poll);
+}
+
+void cxmq_tag_set_finish_update(struct cxmq_tag_set *set)
+{
+	reinterpret_cast<TagSet *>(set)->finish_update();
 }
 
 void cxmq_queue_set_live(struct cxmq_queue *q)
@@ -131,7 +163,10 @@ int cxmq_queue_format_stats(struct cxmq_queue *q, char *buf, cxmq_size_t size)
 		      i, ull(load_relaxed(h.queued)), ull(load_relaxed(h.run)),
 		      ull(load_relaxed(h.direct_issued)), ull(load_relaxed(h.busy_events)),
 		      ull(load_relaxed(h.timeouts)),
-		      h.tags.busy(), h.depth(), load_relaxed(h.nr_dispatch));
+		      h.tags->busy(), h.depth(), load_relaxed(h.nr_dispatch));
+		if (h.shared)
+			o.put(" shared_active=%u/%u active_queues=%u", load_relaxed(h.nr_active),
+			      shared_tags::fair_share(h), load_relaxed(h.shared->active_queues));
 		o.put(" dispatched=");
 		for (u32 b = 0; b < kDispatchBuckets; b++)
 			o.put("%s%llu", b ? "," : "", ull(load_relaxed(h.dispatched[b])));

@@ -162,7 +162,7 @@ u32 Deadline::shallow_depth(HwQueue &h, const Bio &b)
 		return 0;
 	const u32 nrr = h.depth();
 	const u64 async = u64(load_relaxed(t_.async_depth));
-	return u32(((async * h.tags.bits_per_word()) + nrr - 1) / nrr);
+	return u32(((async * h.tags->bits_per_word()) + nrr - 1) / nrr);
 }
 
 void Deadline::add_rq(DdHctx &d, Request &rq, u64 now)

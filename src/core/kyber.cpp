@@ -157,7 +157,7 @@ u32 Kyber::shallow_depth(HwQueue &h, const Bio &b)
 {
 	if (is_sync(b))
 		return 0;
-	return max(h.tags.bits_per_word() * kAsyncPercent / 100, 1u);
+	return max(h.tags->bits_per_word() * kAsyncPercent / 100, 1u);
 }
 
 // kyber_bio_merge: into a request of the bio's domain that waits on its hardware queue.

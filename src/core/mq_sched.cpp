@@ -106,6 +106,10 @@ int Queue::set_nr_requests(u32 nr)
 	}
 	if (nr == nr_requests_)
 		return 0;
+	if (set_ && !elv_) { // the pool is the set's: nr_requests bounds this queue's part of it
+		store_relaxed(nr_requests_, nr);
+		return 0;
+	}
 	int ret = rebuild_hctxs(nr, elv_);
 	if (ret)
 		return ret;
@@ -161,9 +165,22 @@ bool Queue::dispatch_sched(HwQueue &h, u32 *n)
 				break;
 			continue;
 		}
+		u32 driver_tag = 0;
+		if (h.shared) {
+			if (!elv_->has_work(h))
+				break;
+			const s32 t = get_driver_tag(h);
+			if (t == TagMap::kNoTag)
+				break;
+			driver_tag = u32(t) + 1;
+		}
 		Request *rq = elv_->dispatch_request(h);
-		if (!rq)
+		if (!rq) {
+			if (driver_tag)
+				shared_tags::put(h, driver_tag - 1, cxmq_os_this_cpu());
 			break;
+		}
+		rq->driver_tag = driver_tag;
 		rq->rq_flags |= Request::kSched;
 		__atomic_add_fetch(&h.sched_inflight, 1u, __ATOMIC_SEQ_CST);
 		list.push_back(&rq->node);
@@ -174,6 +191,21 @@ bool Queue::dispatch_sched(HwQueue &h, u32 *n)
 	return send_list(h, list, n);
 }
 
+// A shared set's queue with a scheduler: a request it gives out holds one of the set's tags
+// too (blk_mq_get_driver_tag), within the queue's share. Without one the queue runs again when
+// a tag is freed (kRestart).
+s32 Queue::get_driver_tag(HwQueue &h)
+{
+	shared_tags::Why why;
+	s32 t = shared_tags::try_get(h, cxmq_os_this_cpu(), &why);
+	if (t != TagMap::kNoTag)
+		return t;
+	fetch_or(h.state, HwQueue::kRestart);
+	shared_tags::wait_sched(h);
+	// Against put: a tag freed before the flag was set is seen here.
+	return shared_tags::try_get(h, cxmq_os_this_cpu(), &why);
+}
+
 // The scheduler hears of every request it prepared as it completes (finish_request); one it
 // gave out no longer counts against hw_queue_depth.
 void Queue::finish_sched(HwQueue &h, Request &rq)
@@ -181,6 +213,10 @@ void Queue::finish_sched(HwQueue &h, Request &rq)
 	if (rq.rq_flags & Request::kSched)
 		elv_->completed_request(rq, elv_type_->wants_latency ? cxmq_os_now_ns() : 0);
 	elv_->finish_request(rq);
+	if (rq.driver_tag) {
+		shared_tags::put(h, rq.driver_tag - 1, cxmq_os_this_cpu());
+		rq.driver_tag = 0;
+	}
 	if (rq.rq_flags & Request::kSched)
 		__atomic_sub_fetch(&h.sched_inflight, 1u, __ATOMIC_SEQ_CST);
 }

@@ -90,15 +90,18 @@ int cxmq_queue_show_hctx(struct cxmq_queue *q, cxmq_u32 hctx, enum cxmq_hctx_att
 	case CXMQ_HCTX_PENDING:
 		return show_list(o, "HCTX pending:", h.lock, h.dispatch);
 	case CXMQ_HCTX_ACTIVE:
-		o.put("%u\n", h.tags.busy());
+		// blk-mq's __blk_mq_active_requests: of a shared map, the tags this queue holds.
+		o.put("%u\n", h.shared ? load_relaxed(h.nr_active) : h.tags->busy());
 		break;
 	case CXMQ_HCTX_TAGS: {
-		const u32 busy = h.tags.busy();
-		// One hardware queue per tag map: no sharing, so no queue counts as an active sharer.
-		o.put("nr_tags=%u, reserved_tags=0, bits_per_word=%u\n", h.depth(),
-		      h.tags.bits_per_word());
-		o.put("nr_free=%u, nr_reserved=0\n", h.depth() - min(busy, h.depth()));
-		o.put("active_queues=0\n");
+		// The driver tags (blk-mq's hctx->tags): the shared map of a shared set; without
+		// sharing, the queue's own map, and no queue counts as an active sharer.
+		const TagMap &m = h.shared ? h.shared->map : *h.tags;
+		const u32 busy = m.busy();
+		o.put("nr_tags=%u, reserved_tags=0, bits_per_word=%u\n", m.depth(),
+		      m.bits_per_word());
+		o.put("nr_free=%u, nr_reserved=0\n", m.depth() - min(busy, m.depth()));
+		o.put("active_queues=%u\n", h.shared ? load_relaxed(h.shared->active_queues) : 0u);
 		break;
 	}
 	case CXMQ_HCTX_NR_TAGS:

@@ -17,7 +17,7 @@ u32 dispatch_bucket(u32 n)
 }
 } // namespace
 
-Queue *Queue::create(const cxmq_dev_config &cfg, Backend *backend, int *err)
+Queue *Queue::create(const cxmq_dev_config &cfg, Backend *backend, int *err, TagSet *set)
 {
 	Queue *q = make<Queue>(cfg.home_node);
 	if (!q) {
@@ -26,6 +26,7 @@ Queue *Queue::create(const cxmq_dev_config &cfg, Backend *backend, int *err)
 		return nullptr;
 	}
 	q->backend_ = backend;
+	q->set_ = set;
 	int ret = q->init(cfg);
 	if (ret) {
 		destroy(q);
@@ -39,12 +40,18 @@ Queue *Queue::create(const cxmq_dev_config &cfg, Backend *backend, int *err)
 int Queue::init(const cxmq_dev_config &cfg)
 {
 	cfg_ = cfg;
+	if (set_) { // the set's depth and counts become ours
+		int ret = set_->join(*this, cfg_);
+		if (ret)
+			return ret;
+		joined_ = true;
+	}
 	nr_cpu_ids_ = cxmq_os_nr_cpu_ids();
 	for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++)
 		max_hw_queues_ += cxmq_os_cpu_possible(cpu) ? 1 : 0;
-	nr_hw_queues_ = min(max(cfg.submit_queues, 1u), max(max_hw_queues_, 1u));
+	nr_hw_queues_ = min(max(cfg_.submit_queues, 1u), max(max_hw_queues_, 1u));
 	max_hw_queues_ = max(max_hw_queues_, nr_hw_queues_);
-	nr_poll_ = min(cfg.poll_queues, max_hw_queues_);
+	nr_poll_ = min(cfg_.poll_queues, max_hw_queues_);
 	nr_hw_queues_ += nr_poll_;
 	if (!freeze_lock_.init())
 		return -CXMQ_ENOMEM;
@@ -67,7 +74,7 @@ int Queue::init(const cxmq_dev_config &cfg)
 		if (!c->lock.init(cxmq_os_cpu_to_node(c->cpu)))
 			return -CXMQ_ENOMEM;
 	}
-	nr_requests_ = cfg.hw_queue_depth;
+	nr_requests_ = cfg_.hw_queue_depth;
 	map_queues();
 	for (u32 i = 0; i < nr_hw_queues_; i++) {
 		hctxs_[i] = alloc_hctx(i, i < nr_default_queues() ? kHctxDefault : kHctxPoll,
@@ -118,7 +125,25 @@ u32 Queue::update_nr_hw_queues(u32 want, u32 want_poll)
 	resize_type(kept, want_poll, kHctxPoll);
 	map_queues();
 	assign_ctxs();
+	if (set_)
+		rebind_shared();
 	return got;
+}
+
+// After a change of the counts: each hardware queue on its index's shared tags (the poll ones
+// moved). Frozen: no queue holds a tag.
+void Queue::rebind_shared()
+{
+	for (u32 i = 0; i < nr_hw_queues_; i++) {
+		HwQueue &h = *hctxs_[i];
+		SharedTags *sh = set_->tags(h.index);
+		if (h.shared == sh)
+			continue;
+		shared_tags::unbind(h);
+		if (!elv_)
+			h.tags = &sh->map;
+		shared_tags::bind(h, sh);
+	}
 }
 
 // Grows or shrinks the queues of one type, the last of their kind (the poll ones after the
@@ -160,6 +185,11 @@ HwQueue *Queue::alloc_hctx(u32 index, u32 type, u32 depth, Elevator *elv)
 				node = cxmq_os_cpu_to_node(cpu);
 		}
 	}
+	// A shared set's queue without a scheduler takes its tags from the set (the pool as deep).
+	SharedTags *sh = set_ ? set_->tags(index) : nullptr;
+	CXMQ_BUG_ON(set_ && !sh);
+	if (sh && !elv)
+		depth = sh->map.depth();
 	HwQueue *h = make<HwQueue>(node);
 	if (!h)
 		return nullptr;
@@ -172,8 +202,11 @@ HwQueue *Queue::alloc_hctx(u32 index, u32 type, u32 depth, Elevator *elv)
 	h->rq_mem = static_cast<char *>(cxmq_os_zalloc(size_t(h->rq_stride) * depth, node));
 	h->ctx_cpus = static_cast<u32 *>(cxmq_os_zalloc(sizeof(u32) * nr_cpu_ids_, node));
 	h->run_work = cxmq_os_work_create(run_work_fn, h, node);
-	if (!h->lock.init(node) || h->tags.init(depth, node) || !h->rq_mem || !h->ctx_cpus ||
-	    !h->run_work) {
+	h->tags = sh && !elv ? &sh->map : &h->own_tags;
+	if (sh)
+		h->fair_wq = cxmq_os_waitq_create(node);
+	if (!h->lock.init(node) || (h->tags == &h->own_tags && h->own_tags.init(depth, node)) ||
+	    !h->rq_mem || !h->ctx_cpus || !h->run_work || (sh && !h->fair_wq)) {
 		free_hctx(h);
 		return nullptr;
 	}
@@ -191,12 +224,16 @@ HwQueue *Queue::alloc_hctx(u32 index, u32 type, u32 depth, Elevator *elv)
 		free_hctx(h);
 		return nullptr;
 	}
+	if (sh)
+		shared_tags::bind(*h, sh);
 	return h;
 }
 
 // Tears down a hardware queue that alloc_hctx set up (with the same scheduler).
 void Queue::release_hctx(HwQueue *h, Elevator *elv)
 {
+	if (h->shared)
+		shared_tags::unbind(*h);
 	if (elv)
 		elv->exit_hctx(*h);
 	backend_->exit_hctx(*h);
@@ -209,6 +246,8 @@ void Queue::free_hctx(HwQueue *h)
 		return;
 	if (h->run_work)
 		cxmq_os_work_destroy(h->run_work);
+	if (h->fair_wq)
+		cxmq_os_waitq_destroy(h->fair_wq);
 	cxmq_os_free(h->rq_mem);
 	cxmq_os_free(h->ctx_cpus);
 	destroy(h);
@@ -224,6 +263,8 @@ Queue::~Queue()
 		}
 		cxmq_os_free(hctxs_);
 	}
+	if (joined_)
+		set_->leave(*this);
 	if (elv_)
 		elv_->release();
 	if (ctxs_) {
@@ -305,13 +346,16 @@ Request *Queue::get_request(HwQueue &h, u32 cpu, const Bio &b, bool nowait)
 {
 	// A scheduler may keep some requests to part of the pool (limit_depth).
 	const u32 shallow = elv_ ? elv_->shallow_depth(h, b) : 0;
-	s32 tag = h.tags.try_get(cpu, shallow);
+	const bool shared = h.shared && !elv_;
+	shared_tags::Why why;
+	s32 tag = shared ? shared_tags::try_get(h, cpu, &why) : h.tags->try_get(cpu, shallow);
 	if (cxmq_unlikely(tag == TagMap::kNoTag)) {
 		if (nowait) {
 			cxmq_os_bio_fail(b.bio, CXMQ_STS_AGAIN, b.cookie);
 			return nullptr;
 		}
-		tag = static_cast<s32>(h.tags.get_wait(cpu, shallow));
+		tag = static_cast<s32>(shared ? shared_tags::get_wait(h, cpu)
+					      : h.tags->get_wait(cpu, shallow));
 	}
 	cxmq_os_usage_get(usage_); // the request's, dropped by end_request
 	Request &rq = *h.rq(static_cast<u32>(tag));
@@ -565,10 +609,18 @@ void Queue::complete_request(Request &rq, cxmq_status status)
 	if (elv_)
 		finish_sched(h, rq);
 	rq.bio = rq.biotail = nullptr;
-	h.tags.put(rq.tag, cxmq_os_this_cpu()); // rq may be reused from here on
+	put_tag(h, rq); // rq may be reused from here on
 	Request::end_bios(bio, tail, status, cookie);
 	restart_after_free(h);
 	exit(); // the queue may be freed from here on
+}
+
+void Queue::put_tag(HwQueue &h, Request &rq)
+{
+	if (h.shared && !elv_)
+		shared_tags::put(h, rq.tag, cxmq_os_this_cpu());
+	else
+		h.tags->put(rq.tag, cxmq_os_this_cpu());
 }
 
 // A tag was freed: a hardware queue waiting for one (the backend was busy, or a scheduler was

@@ -8,6 +8,7 @@
 #include "cxmq/core.h"
 #include "merge.h"
 #include "elevator.h"
+#include "tag_set.h"
 #include "tags.h"
 #include "timeout.h"
 
@@ -78,7 +79,8 @@ struct alignas(kCacheLine) HwQueue {
 	SpinLock lock;
 	List dispatch;                // under lock: requests the backend refused, to go first
 	u32 nr_dispatch = 0;          // under lock
-	TagMap tags;
+	TagMap *tags = nullptr;       // the pool's: own_tags, or the shared map (shared, no scheduler)
+	TagMap own_tags;
 	char *rq_mem = nullptr;       // depth requests, rq_stride bytes each
 	u32 rq_stride = 0;
 	u32 *ctx_cpus = nullptr;      // CPUs whose software queues feed this hardware queue, in
@@ -87,6 +89,12 @@ struct alignas(kCacheLine) HwQueue {
 	void *driver_data = nullptr;  // the backend's
 	void *sched_data = nullptr;   // the scheduler's
 	u32 sched_inflight = 0;       // atomic: requests the scheduler gave out, not yet complete
+	// A shared tag set's (tag_set.h): this index's tags, and this queue's part in them.
+	SharedTags *shared = nullptr;
+	ListNode shared_node;         // on shared->members
+	u32 tag_active = 0;           // atomic: counts in shared->active_queues
+	u32 nr_active = 0;            // atomic: shared tags held (blk-mq's nr_active)
+	cxmq_os_waitq *fair_wq = nullptr; // submitters held back by this queue's fair share
 
 	// Statistics (mq/<n>/).
 	u64 queued = 0;               // requests that entered this hardware queue
@@ -104,7 +112,13 @@ struct alignas(kCacheLine) HwQueue {
 	Request *rq(u32 tag) { return reinterpret_cast<Request *>(rq_mem + size_t(tag) * rq_stride); }
 	// The request pool: hw_queue_depth without a scheduler (or less: nr_requests), else the
 	// scheduler's nr_requests.
-	u32 depth() const { return tags.depth(); }
+	u32 depth() const { return tags->depth(); }
+};
+
+// A queue's link in its tag set's members.
+struct TagSetMember {
+	ListNode node;
+	Queue *queue = nullptr;
 };
 
 // One device's queue.
@@ -117,7 +131,9 @@ public:
 
 	// Builds the queue for a checked configuration, with `backend` behind it (the queue takes
 	// ownership, and releases it even on failure). Returns nullptr and sets *err on failure.
-	static Queue *create(const cxmq_dev_config &cfg, Backend *backend, int *err);
+	// With a set, the queue joins it (tag_set.h) and shares its tags.
+	static Queue *create(const cxmq_dev_config &cfg, Backend *backend, int *err,
+			     TagSet *set = nullptr);
 
 	void set_live();
 	// Changes the number of default hardware queues to `want` (capped to 1..possible CPUs)
@@ -144,6 +160,8 @@ public:
 	// io_timeout (milliseconds): for requests started from now on.
 	u32 io_timeout() const { return load_relaxed(io_timeout_ms_); }
 	int set_io_timeout(const char *text);
+	// The timeout work is due, if nothing has it scheduled (it also finds idle sharers).
+	void arm_timeout();
 	// Runs a hardware queue now, in the caller's context.
 	void run_hw_queue(HwQueue &hctx);
 	// Runs a hardware queue from a worker, after delay_us.
@@ -157,7 +175,7 @@ public:
 	int set_nr_requests(u32 nr);
 	Elevator *elevator() const { return elv_; }
 	const ElevatorType *elevator_type() const { return elv_type_; }
-	u32 nr_requests() const { return nr_requests_; }
+	u32 nr_requests() const { return load_relaxed(nr_requests_); }
 	// The bounds of nr_requests now: BLKDEV_MIN_RQ .. hw_queue_depth without a scheduler,
 	// MAX_SCHED_RQ with one.
 	u32 max_nr_requests() const;
@@ -190,9 +208,13 @@ public:
 	u32 map_cpu(u32 cpu, u32 type = kHctxDefault) const { return cpu_map_[type * nr_cpu_ids_ + cpu]; }
 	const cxmq_dev_config &config() const { return cfg_; }
 	Backend &backend() { return *backend_; }
+	TagSet *tag_set() const { return set_; }
+	TagSetMember set_member_;     // the set's (TagSet::join)
 
 private:
 	int init(const cxmq_dev_config &cfg);
+	void rebind_shared();
+	void put_tag(HwQueue &h, Request &rq);
 	HwQueue *alloc_hctx(u32 index, u32 type, u32 depth, Elevator *elv);
 	u32 resize_type(u32 old_nr, u32 want, u32 type);
 	void free_hctx(HwQueue *h);
@@ -224,7 +246,6 @@ private:
 	// timeout.cpp
 	void start_request(Request &rq);
 	bool unstart_request(Request &rq);
-	void arm_timeout();
 	void timeout_scan();
 	void expire(HwQueue &hctx, Request &rq, u64 w, u32 now, bool *pending);
 	static void timeout_work_fn(void *arg);
@@ -235,6 +256,7 @@ private:
 	bool dispatch_once(HwQueue &hctx);
 	bool dispatch_sched(HwQueue &hctx, u32 *n);
 	void finish_sched(HwQueue &hctx, Request &rq);
+	s32 get_driver_tag(HwQueue &hctx);
 	bool send_list(HwQueue &hctx, List &list, u32 *n);
 	void account_dispatch_run(HwQueue &hctx, u32 n);
 	static void usage_zero(void *arg);
@@ -265,6 +287,8 @@ private:
 	u32 timeout_units_ = 0;       // the same in deadline units (timeout.h)
 	u32 timeout_armed_ = 0;       // the timeout work is scheduled, or will look again
 	cxmq_os_work *timeout_work_ = nullptr;
+	TagSet *set_ = nullptr;       // shared tags: the set joined
+	bool joined_ = false;
 };
 
 } // namespace cxmq

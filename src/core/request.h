@@ -45,6 +45,7 @@ struct Request {
 	u64 io_start_ns;       // kyber: when it went to the backend (rq->io_start_time_ns)
 	u32 elv_priv;          // the scheduler's flags
 	u64 tstate;            // the timeout state (timeout.h): deadline, generation, where it is
+	u32 driver_tag;        // a shared set's, with a scheduler: 1 + the shared tag held, 0 none
 
 	// The backend's payload, sized by Backend::pdu_size() and cache-line aligned.
 	void *pdu() { return reinterpret_cast<char *>(this) + pdu_offset(); }

@@ -58,6 +58,8 @@ constexpr Setting kTable[] = {
 	0,                Kind::Range,    0,          0,                      "queues",  nullptr},
 {"max_sectors",   kParam | kAttr | kConfig | kZeroOk,               FIELD(dev.max_sectors), 1,
 	0,                Kind::Range,    8,          8388607,                "sectors", nullptr},
+{"shared_tags",   kParam | kAttr | kConfig,                         FIELD(dev.shared_tags), 1,
+	0,                Kind::Range,    0,          1,                      "",        "0 or 1"},
 {"scheduler",     kParam | kAttr | kConfig,                         FIELD(dev.sched),     1,
 	0,                Kind::Elevator, 0,          0,                      "",        nullptr},
 {"timeout",       kParam | kAttr | kLive | kConfig,                 FIELD(dev.timeout),   1,

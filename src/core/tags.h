@@ -37,6 +37,8 @@ public:
 	// Tags in use now (a snapshot: exact only when nothing runs concurrently).
 	u32 busy() const;
 	bool is_busy(u32 tag) const;
+	// Where get_wait sleeps (and put wakes one): for waiters of the host's own (tag_set.cpp).
+	cxmq_os_waitq *waitq() const { return waitq_; }
 
 private:
 	struct alignas(kCacheLine) Word {

@@ -85,6 +85,9 @@ void Queue::timeout_scan()
 	}
 	if (pending)
 		arm_timeout();
+	else if (set_) // nothing in flight: no longer a sharer of the set's tags (blk_mq_tag_idle)
+		for (u32 i = 0; i < nr_hw_queues_; i++)
+			shared_tags::idle(*hctxs_[i]);
 	cxmq_os_usage_put(usage_);
 }
 
@@ -129,7 +132,7 @@ void Queue::free_request(Request &rq)
 	HwQueue &h = *rq.hctx;
 	if (elv_)
 		finish_sched(h, rq);
-	h.tags.put(rq.tag, cxmq_os_this_cpu());
+	put_tag(h, rq);
 	restart_after_free(h);
 	exit(); // the queue may be freed from here on
 }

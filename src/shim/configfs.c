@@ -40,16 +40,32 @@ static int cxmq_cfs_setting(const char *name)
 	return i;
 }
 
+/*
+ * Under d->lock: the configuration, with what a powered device has in use for the hardware
+ * queue counts and depth (a shared set's, which another device of the set may change).
+ */
+static void cxmq_cfs_config(struct cxmq_cfs_dev *d, struct cxmq_dev_config *cfg)
+{
+	*cfg = d->cfg;
+	if (d->dev) {
+		cfg->submit_queues = READ_ONCE(d->dev->cfg.submit_queues);
+		cfg->poll_queues = READ_ONCE(d->dev->cfg.poll_queues);
+		cfg->hw_queue_depth = d->dev->cfg.hw_queue_depth;
+	}
+}
+
 static ssize_t cxmq_cfs_show(struct config_item *item, char *page, const char *setting)
 {
 	struct cxmq_cfs_dev *d = to_cfs(item);
+	struct cxmq_dev_config cfg;
 	int i = cxmq_cfs_setting(setting);
 	ssize_t ret;
 
 	if (i < 0)
 		return i;
 	mutex_lock(&d->lock);
-	ret = cxmq_setting_format(i, &d->cfg, page, PAGE_SIZE);
+	cxmq_cfs_config(d, &cfg);
+	ret = cxmq_setting_format(i, &cfg, page, PAGE_SIZE);
 	mutex_unlock(&d->lock);
 	return ret;
 }
@@ -65,7 +81,7 @@ static ssize_t cxmq_cfs_store(struct config_item *item, const char *page, size_t
 	if (i < 0)
 		return i;
 	mutex_lock(&d->lock);
-	cfg = d->cfg;
+	cxmq_cfs_config(d, &cfg);
 	/* while powered, only a live setting passes */
 	ret = cxmq_setting_parse(i, page, &cfg, config_item_name(item), d->dev != NULL);
 	if (!ret && d->dev) {
@@ -115,6 +131,7 @@ CXMQ_CFS_SETTING(memory_backed);
 CXMQ_CFS_SETTING(home_node);
 CXMQ_CFS_SETTING(max_sectors);
 CXMQ_CFS_SETTING(scheduler);
+CXMQ_CFS_SETTING(shared_tags);
 
 static ssize_t cxmq_cfs_power_show(struct config_item *item, char *page)
 {
@@ -180,6 +197,7 @@ static struct configfs_attribute *cxmq_cfs_attrs[] = {
 	&cxmq_cfs_attr_hw_queue_depth, &cxmq_cfs_attr_irqmode, &cxmq_cfs_attr_completion_nsec,
 	&cxmq_cfs_attr_memory_backed, &cxmq_cfs_attr_home_node, &cxmq_cfs_attr_max_sectors,
 	&cxmq_cfs_attr_scheduler, &cxmq_cfs_attr_timeout, &cxmq_cfs_attr_requeue,
+	&cxmq_cfs_attr_shared_tags,
 	&cxmq_cfs_attr_power, &cxmq_cfs_attr_index, NULL,
 };
 

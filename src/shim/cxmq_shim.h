@@ -17,6 +17,7 @@ struct cxmq_mq_obj;
 
 struct cxmq_dev {
 	struct list_head list;          /* cxmq_devices, under cxmq_devices_lock */
+	struct list_head shared_list;   /* shared_tags: cxmq_shared_devs, under cxmq_shared_lock */
 	int index;
 	struct cxmq_dev_config cfg;     /* submit_queues, poll_queues: the hardware queues in use */
 	struct cxmq_queue *q;

@@ -90,6 +90,7 @@ CXMQ_PARAM(scheduler, charp, "First IO scheduler of each device: none (default),
 CXMQ_PARAM(poll_queues, uint, "Poll queues for IOPOLL (io_uring hipri) bios (0..possible CPUs, more is capped; default 0)");
 CXMQ_PARAM(timeout, charp, "Fault injection: requests the backend never completes (null_blk's \"<interval>,<probability>,<space>,<times>\"; default empty: none)");
 CXMQ_PARAM(requeue, charp, "Fault injection: requests the backend answers busy (null_blk's \"<interval>,<probability>,<space>,<times>\"; default empty: none)");
+CXMQ_PARAM(shared_tags, uint, "Share one tag map per hardware queue index among the devices made with 1 (0 or 1, default 0)");
 CXMQ_PARAM(max_sectors, uint, "Largest request in 512-byte sectors (0 or 8..8388607; default 0: the kernel's default)");
 
 /* Writable at runtime: applied to every device at once. */
@@ -105,6 +106,14 @@ MODULE_PARM_DESC(busy_every, "Test hook: the backend answers busy to every n-th 
 
 static int cxmq_major;
 static struct dentry *cxmq_debugfs_root;
+/*
+ * The shared tag set (shared_tags=1; null_blk has one static tag_set for it) and its devices.
+ * cxmq_shared_lock also serialises their creation, removal and changes of the set's hardware
+ * queue counts, as the core asks its host to.
+ */
+static struct cxmq_tag_set *cxmq_shared_set;
+static DEFINE_MUTEX(cxmq_shared_lock);
+static LIST_HEAD(cxmq_shared_devs);
 /*
  * Disks whose gendisk has not been released yet. The release can come after del_gendisk and
  * put_disk (late openers, CONFIG_DEBUG_KOBJECT_RELEASE) and reads our block_device_operations,
@@ -286,6 +295,9 @@ struct cxmq_dev *cxmq_dev_create(const struct cxmq_dev_config *cfg, int *err)
 	}
 	dev->cfg = *cfg;
 	INIT_LIST_HEAD(&dev->list);
+	INIT_LIST_HEAD(&dev->shared_list);
+	if (cfg->shared_tags) /* until it is on cxmq_shared_devs, or gone */
+		mutex_lock(&cxmq_shared_lock);
 	dev->index = ida_alloc_max(&cxmq_index_ida, CXMQ_MAX_DEVICES - 1, GFP_KERNEL);
 	if (dev->index < 0) {
 		ret = dev->index;
@@ -294,9 +306,12 @@ struct cxmq_dev *cxmq_dev_create(const struct cxmq_dev_config *cfg, int *err)
 	ret = cxmq_mq_dev_init(dev);
 	if (ret)
 		goto out_free;
-	dev->q = cxmq_queue_create(cfg, &ret);
+	dev->q = cfg->shared_tags ? cxmq_queue_create_shared(cfg, cxmq_shared_set, &ret)
+				  : cxmq_queue_create(cfg, &ret);
 	if (!dev->q)
 		goto out_free;
+	/* a shared set's counts and depth are the set's */
+	dev->cfg.hw_queue_depth = cxmq_queue_hw_queue_depth(dev->q);
 	dev->cfg.poll_queues = cxmq_queue_nr_poll_queues(dev->q);
 	dev->cfg.submit_queues = cxmq_queue_nr_hw_queues(dev->q) - dev->cfg.poll_queues;
 	cxmq_queue_set_busy_every(dev->q, g_busy_every);
@@ -367,6 +382,10 @@ struct cxmq_dev *cxmq_dev_create(const struct cxmq_dev_config *cfg, int *err)
 	mutex_lock(&cxmq_devices_lock);
 	list_add_tail(&dev->list, &cxmq_devices);
 	mutex_unlock(&cxmq_devices_lock);
+	if (cfg->shared_tags) {
+		list_add_tail(&dev->shared_list, &cxmq_shared_devs);
+		mutex_unlock(&cxmq_shared_lock);
+	}
 	*err = 0;
 	return dev;
 
@@ -376,6 +395,8 @@ out_put_disk:
 	put_disk(disk);
 out_free:
 	cxmq_dev_free(dev);
+	if (cfg->shared_tags)
+		mutex_unlock(&cxmq_shared_lock);
 	*err = ret;
 	return NULL;
 }
@@ -383,6 +404,12 @@ out_free:
 /* Removes the disk (IO still in flight drains; new IO fails) and frees the device. */
 void cxmq_dev_destroy(struct cxmq_dev *dev)
 {
+	const bool shared = dev->cfg.shared_tags;
+
+	if (shared) { /* the set does not change meanwhile; the queue leaves it at its end */
+		mutex_lock(&cxmq_shared_lock);
+		list_del_init(&dev->shared_list);
+	}
 	mutex_lock(&cxmq_devices_lock);
 	list_del_init(&dev->list);
 	mutex_unlock(&cxmq_devices_lock);
@@ -396,27 +423,76 @@ void cxmq_dev_destroy(struct cxmq_dev *dev)
 	synchronize_rcu();
 	cxmq_queue_destroy(dev->q);
 	dev->q = NULL;
+	if (shared)
+		mutex_unlock(&cxmq_shared_lock);
 	put_disk(dev->disk);
 	cxmq_dev_free(dev);
 }
 
-/*
- * Changes the number of hardware queues of a live device (nr default, nr_poll poll ones):
- * freeze (IO in flight drains, new IO waits), remove the mq/ directories, remap, add them
- * again, unfreeze. Allocations meanwhile must not recurse into IO (to this frozen queue, for
- * one). dev->cfg.submit_queues and poll_queues then say what is in use.
- */
-void cxmq_dev_set_nr_hw_queues(struct cxmq_dev *dev, u32 nr, u32 nr_poll)
+/* A frozen device's new counts: the mq/ directories go, the map changes, they come back. */
+static void cxmq_dev_remap(struct cxmq_dev *dev, u32 nr, u32 nr_poll)
 {
-	unsigned int noio;
-
-	cxmq_queue_freeze(dev->q);
-	noio = memalloc_noio_save();
 	cxmq_mq_change_begin(dev);
 	dev->cfg.submit_queues = cxmq_queue_update_nr_hw_queues(dev->q, nr, nr_poll);
 	dev->cfg.poll_queues = cxmq_queue_nr_poll_queues(dev->q);
 	cxmq_update_poll_flag(dev); /* frozen: no polled bio is in flight */
 	cxmq_mq_change_end(dev);
+}
+
+/*
+ * A shared set's counts change for every device of it (blk_mq_update_nr_hw_queues on a tag
+ * set): all of them frozen, each remapped (one at a time: each one's sysfs locks alone), those
+ * that got more than another (memory ran short) brought down to it.
+ */
+static void cxmq_shared_set_nr_hw_queues(u32 nr, u32 nr_poll)
+{
+	struct cxmq_dev *d;
+	unsigned int noio;
+	bool again;
+
+	mutex_lock(&cxmq_shared_lock);
+	list_for_each_entry(d, &cxmq_shared_devs, shared_list)
+		cxmq_queue_freeze(d->q);
+	noio = memalloc_noio_save();
+	cxmq_tag_set_prepare_update(cxmq_shared_set, &nr, &nr_poll);
+	do {
+		again = false;
+		list_for_each_entry(d, &cxmq_shared_devs, shared_list) {
+			if (d->cfg.submit_queues == nr && d->cfg.poll_queues == nr_poll)
+				continue;
+			cxmq_dev_remap(d, nr, nr_poll);
+			if (d->cfg.submit_queues < nr || d->cfg.poll_queues < nr_poll) {
+				nr = min(nr, d->cfg.submit_queues);
+				nr_poll = min(nr_poll, d->cfg.poll_queues);
+				again = true;
+			}
+		}
+	} while (again);
+	cxmq_tag_set_finish_update(cxmq_shared_set);
+	memalloc_noio_restore(noio);
+	list_for_each_entry(d, &cxmq_shared_devs, shared_list)
+		cxmq_queue_unfreeze(d->q);
+	mutex_unlock(&cxmq_shared_lock);
+}
+
+/*
+ * Changes the number of hardware queues of a live device (nr default, nr_poll poll ones), of
+ * every device of its set with shared_tags: freeze (IO in flight drains, new IO waits), remove
+ * the mq/ directories, remap, add them again, unfreeze. Allocations meanwhile must not recurse
+ * into IO (to a frozen queue, for one). dev->cfg.submit_queues and poll_queues then say what is
+ * in use.
+ */
+void cxmq_dev_set_nr_hw_queues(struct cxmq_dev *dev, u32 nr, u32 nr_poll)
+{
+	unsigned int noio;
+
+	if (dev->cfg.shared_tags) {
+		cxmq_shared_set_nr_hw_queues(nr, nr_poll);
+		return;
+	}
+	cxmq_queue_freeze(dev->q);
+	noio = memalloc_noio_save();
+	cxmq_dev_remap(dev, nr, nr_poll);
 	memalloc_noio_restore(noio);
 	cxmq_queue_unfreeze(dev->q);
 }
@@ -466,6 +542,8 @@ static void cxmq_cleanup(void)
 	/* ->free_disk and our kobjects' releases (each holds its parent, up to the disk) are done */
 	wait_event(cxmq_disks_wq, atomic_read(&cxmq_disks_alive) == 0);
 	cxmq_hotplug_exit();
+	cxmq_tag_set_destroy(cxmq_shared_set);
+	cxmq_shared_set = NULL;
 	debugfs_remove_recursive(cxmq_debugfs_root);
 	unregister_blkdev(cxmq_major, "cxmq");
 	cxmq_qsys_exit();
@@ -484,8 +562,14 @@ static int __init cxmq_init(void)
 	ret = cxmq_qsys_init();
 	if (ret)
 		return ret;
+	cxmq_shared_set = cxmq_tag_set_create();
+	if (!cxmq_shared_set) {
+		cxmq_qsys_exit();
+		return -ENOMEM;
+	}
 	cxmq_major = register_blkdev(0, "cxmq");
 	if (cxmq_major < 0) {
+		cxmq_tag_set_destroy(cxmq_shared_set);
 		cxmq_qsys_exit();
 		return cxmq_major;
 	}

@@ -42,7 +42,7 @@ void expect_idle(cxmq::Queue &q)
 {
 	EXPECT_TRUE(eventually(works_idle));
 	for (uint32_t i = 0; i < q.nr_hw_queues(); i++) {
-		EXPECT_EQ(q.hctx(i).tags.busy(), 0u) << "hctx " << i << " has tags in use";
+		EXPECT_EQ(q.hctx(i).tags->busy(), 0u) << "hctx " << i << " has tags in use";
 		EXPECT_EQ(q.hctx(i).nr_dispatch, 0u);
 		EXPECT_TRUE(q.hctx(i).dispatch.empty());
 	}
@@ -181,7 +181,7 @@ TEST_F(CApi, NowaitWithoutAFreeTagEndsWithAgain)
 	submit(q, first);
 	EXPECT_EQ(first.ends.load(), 0);
 	cxmq::Queue &Qq = Q(q);
-	EXPECT_EQ(Qq.hctx(0).tags.busy(), 1u);
+	EXPECT_EQ(Qq.hctx(0).tags->busy(), 1u);
 	submit(q, nw, CXMQ_OP_WRITE, CXMQ_BIO_NOWAIT);
 	EXPECT_EQ(nw.ends.load(), 1);
 	EXPECT_EQ(nw.status.load(), CXMQ_STS_AGAIN);

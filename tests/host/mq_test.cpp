@@ -438,7 +438,7 @@ TEST_P(MqIrqmode, RequestsInFlightCompleteAndIoAfterTheChangeWorks)
 			ASSERT_EQ(b->ends.load(), 0) << "bio " << b->id << " is not in flight";
 		uint32_t busy = 0;
 		for (uint32_t i = 0; i < cxmq_queue_nr_hw_queues(q); i++)
-			busy += Q(q).hctx(i).tags.busy();
+			busy += Q(q).hctx(i).tags->busy();
 		EXPECT_EQ(busy, bios.size());
 		if (irqmode == 1) {
 			EXPECT_EQ(pending_softirqs(), 4u);
@@ -473,7 +473,7 @@ TEST_P(MqIrqmode, RequestsInFlightCompleteAndIoAfterTheChangeWorks)
 		});
 		drain_works();
 		for (uint32_t i = 0; i < want; i++) {
-			EXPECT_EQ(Q(q).hctx(i).tags.busy(), 0u) << "hctx " << i;
+			EXPECT_EQ(Q(q).hctx(i).tags->busy(), 0u) << "hctx " << i;
 			EXPECT_TRUE(Q(q).hctx(i).dispatch.empty()) << "hctx " << i;
 		}
 		if (HasFailure())

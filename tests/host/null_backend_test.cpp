@@ -153,7 +153,7 @@ TEST_P(NullIrqmode, EveryBioEndsOnceWithOkAndItsCookie)
 	EXPECT_EQ(dispatched, threads * per);
 	EXPECT_EQ(completed, threads * per);
 	for (uint32_t i = 0; i < Qq.nr_hw_queues(); i++)
-		EXPECT_EQ(Qq.hctx(i).tags.busy(), 0u);
+		EXPECT_EQ(Qq.hctx(i).tags->busy(), 0u);
 	EXPECT_EQ(sleepers(), 0);
 }
 
@@ -196,7 +196,7 @@ TEST_F(NullBackendTest, SoftirqCompletionsRunOnTheSubmittingCpuInOrder)
 	for (size_t i = 0; i < 8; i++)
 		EXPECT_EQ(bios[i].ends.load(), 0) << "bio " << i << " ended before its softirq";
 	EXPECT_EQ(pending_softirqs(), 3u); // CPUs 0, 1, 3
-	EXPECT_EQ(Q(q).hctx(0).tags.busy(), 8u);
+	EXPECT_EQ(Q(q).hctx(0).tags->busy(), 8u);
 	EXPECT_EQ(run_pending_softirqs(), 3u);
 	for (size_t i = 0; i < 8; i++) {
 		EXPECT_EQ(bios[i].ends.load(), 1);
@@ -210,7 +210,7 @@ TEST_F(NullBackendTest, SoftirqCompletionsRunOnTheSubmittingCpuInOrder)
 					<< " completed out of order";
 			}
 	}
-	EXPECT_EQ(Q(q).hctx(0).tags.busy(), 0u);
+	EXPECT_EQ(Q(q).hctx(0).tags->busy(), 0u);
 	EXPECT_EQ(run_pending_softirqs(), 0u);
 }
 

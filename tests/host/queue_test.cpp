@@ -26,7 +26,7 @@ TEST_F(QueueTest, NowaitWithoutAFreeTagEndsWithAgain)
 	submit(q, bios[0]);
 	submit(q, bios[1]);
 	EXPECT_EQ(be.held(), 2u);
-	EXPECT_EQ(q->hctx(0).tags.busy(), 2u);
+	EXPECT_EQ(q->hctx(0).tags->busy(), 2u);
 	// No tag: NOWAIT fails at once with AGAIN, and is not accounted as a request.
 	submit(q, bios[2], CXMQ_OP_READ, CXMQ_BIO_NOWAIT);
 	EXPECT_EQ(bios[2].ends.load(), 1);
@@ -49,7 +49,7 @@ TEST_F(QueueTest, NowaitWithoutAFreeTagEndsWithAgain)
 		EXPECT_EQ(bios[i].ends.load(), 1);
 		EXPECT_EQ(bios[i].status.load(), CXMQ_STS_OK);
 	}
-	EXPECT_EQ(q->hctx(0).tags.busy(), 0u);
+	EXPECT_EQ(q->hctx(0).tags->busy(), 0u);
 	destroy_queue(q);
 }
 
@@ -208,7 +208,7 @@ TEST_F(QueueTest, FreezeUnderLoad)
 	EXPECT_EQ(bad, 0u);
 	EXPECT_GT(freezes, 0);
 	EXPECT_EQ(q->hctx(0).queued + q->hctx(1).queued, submitters * per);
-	EXPECT_EQ(q->hctx(0).tags.busy() + q->hctx(1).tags.busy(), 0u);
+	EXPECT_EQ(q->hctx(0).tags->busy() + q->hctx(1).tags->busy(), 0u);
 	destroy_queue(q);
 }
 
@@ -253,7 +253,7 @@ TEST_F(QueueTest, BackendErrorsEndTheirBiosOnce)
 	EXPECT_GT(by_status[CXMQ_STS_OK], 0);
 	// Failed requests are completed requests too.
 	EXPECT_EQ(q->ctx(0).completed[0] + q->ctx(0).completed[1], n);
-	EXPECT_EQ(q->hctx(0).tags.busy(), 0u);
+	EXPECT_EQ(q->hctx(0).tags->busy(), 0u);
 	destroy_queue(q);
 }
 
@@ -435,7 +435,7 @@ TEST_F(QueueTest, BusyBackendKeepsOrderAndCountersAddUp)
 			EXPECT_EQ(q->ctx(0).completed[0], q->ctx(0).dispatched[0]);
 			EXPECT_EQ(q->ctx(0).completed[1], q->ctx(0).dispatched[1]);
 			EXPECT_EQ(q->ctx(0).dispatched[0], (n + 2) / 3);
-			EXPECT_EQ(h.tags.busy(), 0u);
+			EXPECT_EQ(h.tags->busy(), 0u);
 			destroy_queue(q);
 		}
 	}

@@ -404,7 +404,7 @@ TEST_F(Sched, SwitchWithRequestsOutOnEveryHardwareQueue)
 		}
 		set_this_cpu(0);
 		for (uint32_t h = 0; h < 4; h++)
-			EXPECT_GT(q->hctx(h).tags.busy(), 0u) << h;
+			EXPECT_GT(q->hctx(h).tags->busy(), 0u) << h;
 		std::atomic<bool> done{false};
 		std::thread switcher([&] {
 			q->freeze();

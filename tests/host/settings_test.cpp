@@ -178,11 +178,12 @@ TEST_F(Settings, NullBlksNamesWhereNullBlkHasThem)
 						 "hw_queue_depth", "irqmode", "completion_nsec",
 						 "memory_backed", "home_node", "busy_every",
 						 "max_sectors", "scheduler", "poll_queues", "timeout",
-						 "requeue"}));
+						 "requeue", "shared_tags"}));
 	EXPECT_EQ(attrs, (std::set<std::string>{"size", "blocksize", "submit_queues",
 						"hw_queue_depth", "irqmode", "completion_nsec",
 						"memory_backed", "home_node", "max_sectors",
-						"scheduler", "poll_queues", "timeout", "requeue"}));
+						"scheduler", "poll_queues", "timeout", "requeue",
+						"shared_tags"}));
 	EXPECT_EQ(live, (std::set<std::string>{"submit_queues", "poll_queues", "timeout",
 					       "requeue"}));
 	EXPECT_STREQ(cxmq_setting_unit(idx("gb")), "GiB");

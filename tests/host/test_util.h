@@ -187,7 +187,7 @@ public:
 		c.thread = std::this_thread::get_id();
 		// What the core hands over must be sane: its own hardware queue, a tag in use, a bio.
 		EXPECT_EQ(rq.hctx, &h);
-		EXPECT_TRUE(h.tags.is_busy(rq.tag)) << "request with a free tag " << rq.tag;
+		EXPECT_TRUE(h.tags->is_busy(rq.tag)) << "request with a free tag " << rq.tag;
 		EXPECT_EQ(h.rq(rq.tag), &rq);
 		EXPECT_TRUE(c.bio && c.bio->magic == FakeBio::kMagic);
 		EXPECT_EQ(reinterpret_cast<uintptr_t>(rq.pdu()) % 16, 0u);

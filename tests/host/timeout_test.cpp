@@ -134,7 +134,7 @@ TEST_F(Timeout, DroppedRequestsEndWithATimeoutAfterIoTimeout)
 			EXPECT_EQ(b[i].status.load(), CXMQ_STS_OK);
 		EXPECT_EQ(null_backend(q).lost(), 2u);
 		EXPECT_EQ(timeouts_of(&Q(q)), 2u);
-		EXPECT_TRUE(eventually([&] { return Q(q).hctx(0).tags.busy() + Q(q).hctx(1).tags.busy() == 0; }));
+		EXPECT_TRUE(eventually([&] { return Q(q).hctx(0).tags->busy() + Q(q).hctx(1).tags->busy() == 0; }));
 	}
 }
 
@@ -171,13 +171,13 @@ TEST_F(Timeout, ResetTimerThenTimedOutWhileHeld)
 	EXPECT_GE(ms, 85) << "three timeouts: two resets, then the end";
 	EXPECT_EQ(be.asked.load(), 3);
 	EXPECT_EQ(b[0].status.load(), CXMQ_STS_TIMEOUT);
-	EXPECT_EQ(q->hctx(0).tags.busy(), 1u) << "the backend still holds it";
+	EXPECT_EQ(q->hctx(0).tags->busy(), 1u) << "the backend still holds it";
 	Request *rq = be.take();
 	ASSERT_NE(rq, nullptr);
 	q->end_request(*rq, CXMQ_STS_OK); // late: only frees it
 	EXPECT_EQ(b[0].ends.load(), 1);
 	EXPECT_EQ(b[0].status.load(), CXMQ_STS_TIMEOUT);
-	EXPECT_EQ(q->hctx(0).tags.busy(), 0u);
+	EXPECT_EQ(q->hctx(0).tags->busy(), 0u);
 	// The tag is reused: the new request has a new generation and a new deadline.
 	be.answer.store(Backend::Expiry::kAbandoned);
 	FakeBio again;
@@ -185,7 +185,7 @@ TEST_F(Timeout, ResetTimerThenTimedOutWhileHeld)
 	submit(q, again);
 	ASSERT_TRUE(wait_ended(again));
 	EXPECT_EQ(again.status.load(), CXMQ_STS_TIMEOUT);
-	EXPECT_EQ(q->hctx(0).tags.busy(), 0u) << "abandoned: the queue freed it";
+	EXPECT_EQ(q->hctx(0).tags->busy(), 0u) << "abandoned: the queue freed it";
 	be.take(); // (the backend forgets it)
 	EXPECT_EQ(timeouts_of(q), 2u);
 	destroy_queue(q);
@@ -242,7 +242,7 @@ TEST_F(Timeout, ACompletionRacingTheTimeoutEndsTheRequestOnce)
 	EXPECT_EQ(timeouts_of(q), timed_out);
 	EXPECT_GT(timed_out, 0u) << "some completions came after their deadline";
 	EXPECT_LT(timed_out, uint64_t(kN)) << "some came before";
-	EXPECT_EQ(q->hctx(0).tags.busy() + q->hctx(1).tags.busy(), 0u);
+	EXPECT_EQ(q->hctx(0).tags->busy() + q->hctx(1).tags->busy(), 0u);
 	destroy_queue(q);
 }
 
