@@ -96,7 +96,7 @@ fi
 
 if [ $need_vm = 1 ] && [[ " $LAYERS " == *" vm "* ]]; then
 	# Jobs share boots (tests/vm/suite.sh): a debug-kernel boot and its kmemleak scan cost ~2 min.
-	log "layer vm: integration, then the multi-queue core under fio verify (each irqmode), discard, tag exhaustion, busy backend, then merging (tests/vm/merge.sh, its parts split over the two boots), schedulers (2 vCPUs), polling and timeouts (4 vCPUs); test kernel, 2 and 4 vCPUs"
+	log "layer vm: integration, then the multi-queue core under fio verify (each irqmode), discard, tag exhaustion, busy backend, then merging (tests/vm/merge.sh, its parts split over the two boots), schedulers and shared tags (2 vCPUs), polling and timeouts (4 vCPUs); test kernel, 2 and 4 vCPUs"
 	# Every bad module parameter is tried on Debian's kernel; the debug kernel tries one of each
 	# kind (the failure path is the same; it is there for kmemleak and KASAN).
 	vm_job test-kernel-2cpu "$tkdir" 2 tests/vm/suite.sh integration.sh mq.sh -- "CXMQ_KO_DIR=$tko" \
@@ -104,7 +104,7 @@ if [ $need_vm = 1 ] && [[ " $LAYERS " == *" vm "* ]]; then
 		CXMQ_VERIFY_SIZE=8m CXMQ_MERGE_SIZE=4m "CXMQ_MERGE_ONLY=io discard" CXMQ_POLL=0 CXMQ_TIMEOUT=0
 	vm_job test-kernel-4cpu "$tkdir" 4 tests/vm/suite.sh integration.sh mq.sh -- "CXMQ_KO_DIR=$tko" \
 		CXMQ_FIO_RUNTIME=5 CXMQ_SKIP_PARAM_TESTS=1 CXMQ_VERIFY_SIZE=4m CXMQ_MERGE_ONLY=ext4 CXMQ_MERGE_FILES=500 \
-		CXMQ_SCHED=0 CXMQ_POLL_SECONDS=2 CXMQ_POLL_SIZE=4m
+		CXMQ_SCHED=0 CXMQ_SHARED=0 CXMQ_POLL_SECONDS=2 CXMQ_POLL_SIZE=4m
 	log "layer vm: mq/ tree, configfs, runtime queue count, hotplug, lifetimes, leaks (shortened; full: scripts/scenarios.sh)"
 	vm_job scenarios-test-kernel-4cpu "$tkdir" 4 tests/vm/scenarios.sh "CXMQ_KO_DIR=$tko" CXMQ_SCEN_SECONDS=30 CXMQ_SCEN_CYCLES=20
 	log "layer vm: integration on Debian's stock kernel, module built against linux-headers-amd64"

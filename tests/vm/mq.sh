@@ -79,4 +79,6 @@ if [ "${CXMQ_SCHED:-1}" != 0 ]; then bash "$CXMQ_ROOT/tests/vm/sched.sh" || rc=1
 if [ "${CXMQ_POLL:-1}" != 0 ]; then bash "$CXMQ_ROOT/tests/vm/poll.sh" || rc=1; fi
 # and its timeouts and fault injection (CXMQ_TIMEOUT=0 leaves them out)
 if [ "${CXMQ_TIMEOUT:-1}" != 0 ]; then bash "$CXMQ_ROOT/tests/vm/timeout.sh" || rc=1; fi
+# and its shared tag sets (CXMQ_SHARED=0 leaves them out)
+if [ "${CXMQ_SHARED:-1}" != 0 ]; then bash "$CXMQ_ROOT/tests/vm/shared.sh" || rc=1; fi
 exit $rc
