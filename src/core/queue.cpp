@@ -232,8 +232,12 @@ HwQueue *Queue::alloc_hctx(u32 index, u32 type, u32 depth, Elevator *elv)
 // Tears down a hardware queue that alloc_hctx set up (with the same scheduler).
 void Queue::release_hctx(HwQueue *h, Elevator *elv)
 {
-	if (h->shared)
+	if (h->shared) {
+		// Another member's completion may have scheduled a run of it until it left the
+		// members (under their lock): none runs while it is torn down.
 		shared_tags::unbind(*h);
+		cxmq_os_work_cancel_sync(h->run_work);
+	}
 	if (elv)
 		elv->exit_hctx(*h);
 	backend_->exit_hctx(*h);

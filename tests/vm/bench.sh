@@ -18,8 +18,8 @@ KO=${CXMQ_KO_DIR:-}/cxmq.ko
 FLOOR_KO=${CXMQ_FLOOR_KO_DIR:-}/cxmq_floor.ko
 ROUNDS=${CXMQ_BENCH_ROUNDS:-3}
 RUNTIME=${CXMQ_BENCH_RUNTIME:-10}
-TARGETS=${CXMQ_BENCH_TARGETS:-cxmq nullb-mq nullb-bio cxmq-mem brd floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber cxmq-poll nullb-poll}
-JOBS=${CXMQ_BENCH_JOBS:-randread randread-libaio seqwrite poll-qd1 poll-qd32}
+TARGETS=${CXMQ_BENCH_TARGETS:-cxmq nullb-mq nullb-bio cxmq-mem brd floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber cxmq-poll nullb-poll cxmq-shared nullb-shared}
+JOBS=${CXMQ_BENCH_JOBS:-randread randread-libaio seqwrite poll-qd1 poll-qd32 shared}
 N=$(nproc)
 OUT=$CXMQ_OUT
 mkdir -p "$OUT/raw" "$OUT/unavailable" "$OUT/targets"
@@ -44,6 +44,9 @@ spec() {
 	nullb-kyber) L=mod K=   M=null_blk P="$nb" D=nullb0 F=0 S=kyber ;;
 	cxmq-poll) L=ko  K=$KO  M=cxmq     P="$cx poll_queues=1" D=cxmq0 F=0 ;;
 	nullb-poll) L=mod K=    M=null_blk P="$nb poll_queues=1" D=nullb0 F=0 ;;
+	# two devices sharing one tag set (the shared job drives both)
+	cxmq-shared) L=ko K=$KO M=cxmq     P="$cx nr_devices=2 shared_tags=1" D=cxmq0 F=0 ;;
+	nullb-shared) L=mod K=  M=null_blk P="${nb% nr_devices=1} nr_devices=2 shared_tags=1" D=nullb0 F=0 ;;
 	*) return 1 ;;
 	esac
 }
@@ -52,14 +55,16 @@ for t in $TARGETS; do spec "$t" || { echo "bench: unknown target $t"; exit 2; };
 # job_on JOB TARGET: whether JOB is measured on TARGET
 job_on() {
 	case $1 in
-	randread) [[ " cxmq-poll nullb-poll " != *" $2 "* ]] ;;
+	randread) [[ " cxmq-poll nullb-poll cxmq-shared nullb-shared " != *" $2 "* ]] ;;
 	randread-libaio) [[ " cxmq floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber " == *" $2 "* ]] ;;
 	seqwrite) [[ " cxmq nullb-mq " == *" $2 "* ]] ;;
 	poll-qd1|poll-qd32) [[ " cxmq-poll nullb-poll " == *" $2 "* ]] ;;
+	shared) [[ " cxmq-shared nullb-shared " == *" $2 "* ]] ;;
 	*) return 1 ;;
 	esac
 }
-for j in $JOBS; do job_on "$j" cxmq || job_on "$j" cxmq-poll || { echo "bench: unknown job $j"; exit 2; }; done
+for j in $JOBS; do job_on "$j" cxmq || job_on "$j" cxmq-poll || job_on "$j" cxmq-shared ||
+	{ echo "bench: unknown job $j"; exit 2; }; done
 
 # fio_args JOB: the job's fio options (less the file, runtime and output)
 fio_args() {
@@ -80,6 +85,11 @@ fio_args() {
 		# IORING_SETUP_IOPOLL: every IO polled on the device's poll queue
 		echo --name=poll --rw=randread --bs=4k --direct=1 --ioengine=io_uring --hipri \
 			--iodepth="${1#poll-qd}" --numjobs="$N" --norandommap --randrepeat=0 ;;
+	shared)
+		# both devices of the set (each job round-robin over the two): this --filename wins
+		echo --name=shared --filename="/dev/$D:/dev/${D%0}1" --rw=randread --bs=4k \
+			--direct=1 --ioengine=io_uring --iodepth=32 --numjobs="$N" --norandommap \
+			--randrepeat=0 ;;
 	esac
 }
 
