@@ -282,7 +282,7 @@ void cxmq_kt_queue_all_cpus_complete(cxmq_kt *t)
 	}
 	for (u32 i = 0; i < q->nr_hw_queues(); i++) {
 		queued += q->hctx(i).queued;
-		KT_EXPECT(t, q->hctx(i).tags.busy() == 0);
+		KT_EXPECT(t, q->hctx(i).tags->busy() == 0);
 	}
 	KT_EXPECT(t, dispatched == u64(threads) * per);
 	KT_EXPECT(t, completed == u64(threads) * per);
@@ -633,7 +633,7 @@ void cxmq_kt_plug_all_cpus_merge(cxmq_kt *t)
 	KT_EXPECT(t, unplugs > 0);
 	KT_EXPECT(t, unplugged <= requests);
 	for (u32 i = 0; i < q->nr_hw_queues(); i++)
-		KT_EXPECT(t, q->hctx(i).tags.busy() == 0);
+		KT_EXPECT(t, q->hctx(i).tags->busy() == 0);
 	teardown(q);
 	cxmq_kt_bios_destroy(bios);
 }
