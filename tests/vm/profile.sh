@@ -7,6 +7,8 @@
 set -u
 N=$(nproc)
 RUNTIME=${CXMQ_PROFILE_RUNTIME:-10}
+LIMIT=${CXMQ_PROFILE_LIMIT:-0.4}  # percent of samples below which a symbol is not shown
+LINES=${CXMQ_PROFILE_LINES:-45}
 modp() { modprobe -d "$CXMQ_MODROOT" -S "$CXMQ_KABI" "$@"; }
 echo 0 > /proc/sys/kernel/kptr_restrict 2>/dev/null
 echo -1 > /proc/sys/kernel/perf_event_paranoid 2>/dev/null
@@ -28,7 +30,7 @@ for t in "$@"; do
 		> /tmp/perf.$t.err 2>&1 || { echo "profile: $t: perf/fio failed"; tail -n 5 /tmp/perf.$t.err; }
 	iops=$(python3 -c "import json,sys; t=open(sys.argv[1]).read(); d=json.loads(t[t.index('{'):]); print('%.0f' % d['jobs'][0]['read']['iops'])" /tmp/fio.$t.json 2>/dev/null)
 	echo "== $t: $iops IOPS under perf (cpu-clock samples, whole guest, self time)"
-	perf report -q -i /tmp/perf.$t.data --stdio --no-children --sort sym -g none --percent-limit 0.4 2>/dev/null | head -n 45
+	perf report -q -i /tmp/perf.$t.data --stdio --no-children --sort sym -g none --percent-limit "$LIMIT" 2>/dev/null | head -n "$LINES"
 	echo "== $t: by module"
 	perf report -q -i /tmp/perf.$t.data --stdio --no-children --sort dso -g none --percent-limit 0.5 2>/dev/null | head -n 12
 	cp /tmp/perf.$t.data "$CXMQ_OUT/" 2>/dev/null
