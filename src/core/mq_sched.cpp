@@ -206,6 +206,17 @@ s32 Queue::get_driver_tag(HwQueue &h)
 	return shared_tags::try_get(h, cxmq_os_this_cpu(), &why);
 }
 
+// A request that went past the scheduler (flush, FUA) holds one of the set's tags too when it is
+// sent, as blk-mq gives every request a driver tag at dispatch. False: none now (kRestart set).
+bool Queue::bypass_driver_tag(HwQueue &h, Request &rq)
+{
+	const s32 t = get_driver_tag(h);
+	if (t == TagMap::kNoTag)
+		return false;
+	rq.driver_tag = u32(t) + 1;
+	return true;
+}
+
 // The scheduler hears of every request it prepared as it completes (finish_request); one it
 // gave out no longer counts against hw_queue_depth.
 void Queue::finish_sched(HwQueue &h, Request &rq)

@@ -552,6 +552,13 @@ bool Queue::send_list(HwQueue &h, List &list, u32 *n)
 {
 	while (ListNode *node = list.pop_front()) {
 		Request &rq = *Request::from_node(node);
+		if (cxmq_unlikely(h.shared && elv_ && !rq.driver_tag) && !bypass_driver_tag(h, rq)) {
+			// No tag of the set for a flush or FUA write that went past the scheduler: it
+			// and the rest wait at the head of the dispatch list for a freed one.
+			list.push_front(node);
+			park_list(h, list);
+			return true;
+		}
 		start_request(rq);
 		cxmq_status st = backend_->queue_rq(h, rq, list.empty());
 		if (cxmq_likely(st == CXMQ_STS_OK)) {
@@ -561,14 +568,8 @@ bool Queue::send_list(HwQueue &h, List &list, u32 *n)
 		if (st == CXMQ_STS_RESOURCE) {
 			if (unstart_request(rq)) // (else a timeout ended it meanwhile)
 				list.push_front(node);
-			u32 left = 0;
-			list.for_each([&left](ListNode *) { left++; });
 			add_relaxed(h.busy_events, u64(1));
-			{
-				LockGuard g(h.lock);
-				h.dispatch.splice_front(list);
-				store_relaxed(h.nr_dispatch, h.nr_dispatch + left);
-			}
+			park_list(h, list);
 			fetch_or(h.state, HwQueue::kRestart);
 			run_hw_queue_async(h, kBusyRetryDelayUs);
 			return true;
@@ -577,6 +578,16 @@ bool Queue::send_list(HwQueue &h, List &list, u32 *n)
 		(*n)++;
 	}
 	return false;
+}
+
+// What a run could not send goes back to the head of the dispatch list, in order.
+void Queue::park_list(HwQueue &h, List &list)
+{
+	u32 left = 0;
+	list.for_each([&left](ListNode *) { left++; });
+	LockGuard g(h.lock);
+	h.dispatch.splice_front(list);
+	store_relaxed(h.nr_dispatch, h.nr_dispatch + left);
 }
 
 void Queue::account_dispatch_run(HwQueue &h, u32 n)

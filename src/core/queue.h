@@ -257,6 +257,8 @@ private:
 	bool dispatch_sched(HwQueue &hctx, u32 *n);
 	void finish_sched(HwQueue &hctx, Request &rq);
 	s32 get_driver_tag(HwQueue &hctx);
+	bool bypass_driver_tag(HwQueue &hctx, Request &rq);
+	void park_list(HwQueue &hctx, List &list);
 	bool send_list(HwQueue &hctx, List &list, u32 *n);
 	void account_dispatch_run(HwQueue &hctx, u32 n);
 	static void usage_zero(void *arg);

@@ -252,6 +252,28 @@ TEST_F(SharedTags, WithASchedulerGivenOutRequestsHoldTheSetsTagsWithinTheShare)
 	EXPECT_EQ(active(s.h(1)), 0u);
 }
 
+TEST_F(SharedTags, AFuaWritePastTheSchedulerHoldsASharedTagToo)
+{
+	auto bios = make_bios(256); // outlives the set: its end completes what is held
+	SetOf s(1);
+	Queue *dl = s.add(make_config(1, 64), "mq-deadline");
+	// The other queue alone takes the whole map.
+	ASSERT_EQ(submit_nowait(s.queues[0], bios.get(), 0, 64), 64u);
+	// A FUA write bypasses mq-deadline to the dispatch list, and waits there for a tag.
+	submit(dl, bios[128], CXMQ_OP_WRITE, CXMQ_BIO_FUA);
+	EXPECT_EQ(s.be(1).held(), 0u);
+	EXPECT_EQ(cxmq::load_relaxed(s.h(1).nr_dispatch), 1u);
+	s.be(0).complete(1); // a freed tag runs the waiting queue
+	ASSERT_TRUE(wait_for([&] { return s.be(1).held() == 1; }));
+	EXPECT_EQ(active(s.h(1)), 1u);
+	EXPECT_EQ(s.h(0).shared->map.busy(), 64u);
+	s.be(1).complete_all();
+	ASSERT_TRUE(wait_ended(bios[128]));
+	EXPECT_EQ(bios[128].status.load(), CXMQ_STS_OK);
+	EXPECT_EQ(active(s.h(1)), 0u);
+	EXPECT_EQ(s.h(0).shared->map.busy(), 63u);
+}
+
 TEST_F(SharedTags, ALaterMemberTakesTheSetsCountsAndDepth)
 {
 	SetOf s(1, 32, 2);
