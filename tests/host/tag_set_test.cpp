@@ -89,17 +89,6 @@ uint32_t submit_nowait(Queue *q, FakeBio *b, uint32_t from, uint32_t n)
 	return got;
 }
 
-bool wait_for(const std::function<bool()> &cond, std::chrono::milliseconds t = std::chrono::milliseconds(5000))
-{
-	const auto end = Clock::now() + t;
-	while (!cond()) {
-		if (Clock::now() >= end)
-			return cond();
-		std::this_thread::sleep_for(std::chrono::milliseconds(1));
-	}
-	return true;
-}
-
 TEST_F(SharedTags, FairShareWithOneToFourActiveQueues)
 {
 	for (uint32_t n = 1; n <= 4; n++) {
@@ -149,7 +138,7 @@ TEST_F(SharedTags, AnIdleQueueStopsCountingAndTheOtherGetsTheWholeDepth)
 	EXPECT_EQ(active(s.h(0)), 32u);
 	// B's one request completes: nothing of B in flight, so the next scan makes it idle.
 	s.be(1).complete_all();
-	ASSERT_TRUE(wait_for([&] { return active_queues(s.h(0)) == 1; }));
+	ASSERT_TRUE(eventually([&] { return active_queues(s.h(0)) == 1; }));
 	EXPECT_FALSE(cxmq::load_relaxed(s.h(1).tag_active));
 	EXPECT_EQ(cxmq::shared_tags::fair_share(s.h(0)), 64u);
 	EXPECT_EQ(submit_nowait(s.queues[0], bios.get(), 64, 64), 32u); // the rest of the map
@@ -173,7 +162,7 @@ TEST_F(SharedTags, AWaiterHeldBackByItsShareIsWokenByItsOwnCompletion)
 	ASSERT_EQ(submit_nowait(s.queues[1], bios.get(), 128, 1), 1u);
 	ASSERT_EQ(submit_nowait(s.queues[0], bios.get(), 0, 40), 32u);
 	std::thread t([&] { submit(s.queues[0], bios[100], CXMQ_OP_READ); });
-	ASSERT_TRUE(wait_for([&] { return sleepers() == 1; }));
+	ASSERT_TRUE(eventually([&] { return sleepers() == 1; }));
 	// B's completions (and B's new requests) do not let A past its share...
 	ASSERT_EQ(submit_nowait(s.queues[1], bios.get(), 129, 10), 10u);
 	s.be(1).complete(5);
@@ -199,7 +188,7 @@ TEST_F(SharedTags, AWaiterForAFullMapIsWokenByAnyQueuesCompletion)
 	ASSERT_EQ(submit_nowait(s.queues[2], bios.get(), 257, 30), 19u);
 	ASSERT_EQ(s.h(0).shared->map.busy(), 64u);
 	std::thread t([&] { submit(s.queues[2], bios[300], CXMQ_OP_READ); });
-	ASSERT_TRUE(wait_for([&] { return sleepers() == 1; }));
+	ASSERT_TRUE(eventually([&] { return sleepers() == 1; }));
 	s.be(0).complete(1); // A's tag frees: C (under its share) takes it
 	t.join();
 	EXPECT_EQ(active(s.h(2)), 21u);
@@ -213,7 +202,7 @@ TEST_F(SharedTags, AQueueGoingIdleWakesTheOthersWaiters)
 	ASSERT_EQ(submit_nowait(s.queues[1], bios.get(), 128, 1), 1u);
 	ASSERT_EQ(submit_nowait(s.queues[0], bios.get(), 0, 32), 32u);
 	std::thread t([&] { submit(s.queues[0], bios[100], CXMQ_OP_READ); });
-	ASSERT_TRUE(wait_for([&] { return sleepers() == 1; }));
+	ASSERT_TRUE(eventually([&] { return sleepers() == 1; }));
 	s.be(1).complete_all(); // B idle at its next scan: A's share is the whole map
 	t.join();
 	EXPECT_EQ(active_queues(s.h(0)), 1u);
@@ -233,8 +222,8 @@ TEST_F(SharedTags, WithASchedulerGivenOutRequestsHoldTheSetsTagsWithinTheShare)
 	EXPECT_EQ(active(s.h(1)), 32u);
 	// The other queue idle: the scheduler's queue gets the whole map as its requests complete.
 	s.be(0).complete_all();
-	ASSERT_TRUE(wait_for([&] { return active_queues(s.h(0)) == 1; }));
-	ASSERT_TRUE(wait_for([&] { return s.be(1).held() == 64; }));
+	ASSERT_TRUE(eventually([&] { return active_queues(s.h(0)) == 1; }));
+	ASSERT_TRUE(eventually([&] { return s.be(1).held() == 64; }));
 	EXPECT_EQ(active(s.h(1)), 64u);
 	ASSERT_EQ(submit_nowait(s.queues[0], bios.get(), 1, 1), 0u); // the map is full
 	// Each completion frees a tag, and the queue, waiting for one, runs again.
@@ -248,7 +237,7 @@ TEST_F(SharedTags, WithASchedulerGivenOutRequestsHoldTheSetsTagsWithinTheShare)
 		ASSERT_TRUE(wait_ended(bios[i])) << i;
 	for (uint32_t i = 128; i < 228; i++)
 		EXPECT_EQ(bios[i].status.load(), CXMQ_STS_OK) << i;
-	ASSERT_TRUE(wait_for([&] { return s.h(0).shared->map.busy() == 0; }));
+	ASSERT_TRUE(eventually([&] { return s.h(0).shared->map.busy() == 0; }));
 	EXPECT_EQ(active(s.h(1)), 0u);
 }
 
@@ -264,7 +253,7 @@ TEST_F(SharedTags, AFuaWritePastTheSchedulerHoldsASharedTagToo)
 	EXPECT_EQ(s.be(1).held(), 0u);
 	EXPECT_EQ(cxmq::load_relaxed(s.h(1).nr_dispatch), 1u);
 	s.be(0).complete(1); // a freed tag runs the waiting queue
-	ASSERT_TRUE(wait_for([&] { return s.be(1).held() == 1; }));
+	ASSERT_TRUE(eventually([&] { return s.be(1).held() == 1; }));
 	EXPECT_EQ(active(s.h(1)), 1u);
 	EXPECT_EQ(s.h(0).shared->map.busy(), 64u);
 	s.be(1).complete_all();
