@@ -56,13 +56,14 @@ fi
 # results; a guest that hangs, panics or exits non-zero without a failing line counts as one failure.
 vm_job() {
 	local name=$1 kernel=$2 cpus=$3 job=$4; shift 4
-	local out="$RUN_DIR/$name" envs=() args=() e
+	local out="$RUN_DIR/$name" envs=() args=() e opts=("${VM_OPTS[@]+"${VM_OPTS[@]}"}")
+	VM_OPTS=() # (for this job only)
 	if [[ " $* " == *" -- "* ]]; then
 		while [ "$1" != -- ]; do args+=("$1"); shift; done; shift
 	fi
 	for e in "$@"; do envs+=(--env "$e"); done
 	scripts/vm-run.sh --kernel "$kernel" --cpus "$cpus" --timeout "${CXMQ_VM_TIMEOUT:-1800}" \
-		--out "$out" "${envs[@]}" "$job" "${args[@]}" > "$out.log" 2>&1
+		--out "$out" "${opts[@]+"${opts[@]}"}" "${envs[@]}" "$job" "${args[@]}" > "$out.log" 2>&1
 	local rc=$?
 	cat "$out.log"
 	read -r gp gf < <(guest_counts "$out.log")
@@ -110,7 +111,10 @@ if [ $need_vm = 1 ] && [[ " $LAYERS " == *" vm "* ]]; then
 	log "layer vm: integration on Debian's stock kernel, module built against linux-headers-amd64"
 	if dkdir=$(scripts/fetch-debian-kernel.sh) && dko=$(scripts/build-module.sh "$dkdir" 2>"$RUN_DIR/build-debian.log"); then
 		add "build: cxmq for Debian kernel" 1 0
-		vm_job debian-kernel-4cpu "$dkdir" 4 tests/vm/suite.sh integration.sh mq.sh -- "CXMQ_KO_DIR=$dko" \
+		# two virtio disks for the harness's own check (vm-run.sh --disk, hot-unplug)
+		VM_OPTS=(--disk null,queues=2,serial=cxmq-a --disk null=256,queues=4,serial=cxmq-b)
+		vm_job debian-kernel-4cpu "$dkdir" 4 tests/vm/suite.sh virtio_disks.sh integration.sh mq.sh -- \
+			"CXMQ_KO_DIR=$dko" "CXMQ_VIRTIO_DISKS=vd0:2:cxmq-a vd1:4:cxmq-b" \
 			CXMQ_FIO_RUNTIME=5 CXMQ_VERIFY_SIZE=32m CXMQ_MERGE_SIZE=8m CXMQ_POLL_SECONDS=2 CXMQ_POLL_SIZE=4m
 		vm_job scenarios-debian-kernel-4cpu "$dkdir" 4 tests/vm/scenarios.sh "CXMQ_KO_DIR=$dko" CXMQ_SCEN_SECONDS=20 CXMQ_SCEN_CYCLES=200 CXMQ_SCEN_NULLB=1
 	else

@@ -4,13 +4,18 @@
 # stdout; the guest console is kept in OUT/console.log.
 #
 # usage: vm-run.sh [--kernel debian|test|DIR] [--cpus N] [--mem MB] [--timeout S] [--out DIR]
-#                  [--env NAME=VALUE]... JOB [ARGS...]
+#                  [--env NAME=VALUE]... [--disk SPEC]... JOB [ARGS...]
+# --disk attaches a virtio-blk-pci disk: SPEC is null[=MB] (QEMU's null-co driver: no data,
+# reads return zeroes; 1024 MB) or file=PATH (a raw image), then any of ,queues=N (num-queues,
+# default 1), ,serial=S, ,id=ID (the QEMU device id; vd0, vd1, ... in order by default). With
+# disks, the guest can hot-unplug one: tests/vm/lib.sh's vm_unplug ID asks the host, which sends
+# QMP device_del and waits for QEMU's DEVICE_DELETED.
 # Exit status: the job's; 124 if the guest timed out (killed), 125 if it died without finishing
 # (panic, triple fault, init failure). In both cases the tail of the console is printed.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-kernel=debian cpus=2 mem=2048 timeout=600 out= envs=()
+kernel=debian cpus=2 mem=2048 timeout=600 out= envs=() disks=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel) kernel=$2; shift 2 ;;
@@ -19,6 +24,7 @@ while [ $# -gt 0 ]; do
 	--timeout) timeout=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
 	--env) envs+=("$2"); shift 2 ;;
+	--disk) disks+=("$2"); shift 2 ;;
 	--) shift; break ;;
 	-*) die "unknown option $1" ;;
 	*) break ;;
@@ -60,6 +66,65 @@ qemu=(qemu-system-x86_64 -machine pc -accel tcg,thread=multi -cpu max -smp "$cpu
 	-fsdev "local,id=out,path=$out,security_model=none"
 	-device "virtio-9p-pci,fsdev=out,mount_tag=out")
 
+# The disks: a -blockdev and a virtio-blk-pci device each.
+n=0
+for spec in "${disks[@]+"${disks[@]}"}"; do
+	id=vd$n queues=1 serial= src=
+	IFS=, read -r -a parts <<<"$spec"
+	for p in "${parts[@]}"; do
+		case "$p" in
+		null) src="driver=null-co,size=$((1024 << 20)),read-zeroes=on" ;;
+		null=*) src="driver=null-co,size=$(( ${p#null=} << 20 )),read-zeroes=on" ;;
+		file=*) src="driver=raw,file.driver=file,file.filename=$(realpath "${p#file=}")" ;;
+		queues=*) queues=${p#queues=} ;;
+		serial=*) serial=${p#serial=} ;;
+		id=*) id=${p#id=} ;;
+		*) die "--disk $spec: unknown part '$p'" ;;
+		esac
+	done
+	[ -n "$src" ] || die "--disk $spec: null, null=MB or file=PATH"
+	qemu+=(-blockdev "node-name=bd$n,$src"
+	       -device "virtio-blk-pci,id=$id,drive=bd$n,num-queues=$queues${serial:+,serial=$serial}")
+	n=$((n + 1))
+done
+hotplug_pid=
+if [ $n -gt 0 ]; then
+	rm -f "$out/qmp.sock" "$out/hotplug.req" "$out/hotplug.done"
+	qemu+=(-qmp "unix:$out/qmp.sock,server=on,wait=off")
+	# The guest writes a device id to OUT/hotplug.req; QMP device_del, the answer in
+	# OUT/hotplug.done ("ok", or what went wrong).
+	(
+		while sleep 0.2; do
+			[ -f "$out/hotplug.req" ] || continue
+			read -r id < "$out/hotplug.req"; rm -f "$out/hotplug.req"
+			python3 - "$out/qmp.sock" "$id" > "$out/hotplug.done.tmp" 2>&1 <<'PY' || true
+import json, socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rw")
+def send(cmd, **args):
+    f.write(json.dumps({"execute": cmd, "arguments": args} if args else {"execute": cmd}) + "\n"); f.flush()
+    while True:
+        m = json.loads(f.readline())
+        if "return" in m or "error" in m:
+            return m
+json.loads(f.readline())  # greeting
+send("qmp_capabilities")
+r = send("device_del", id=sys.argv[2])
+if "error" in r:
+    print("device_del: %s" % r["error"].get("desc")); sys.exit(0)
+s.settimeout(30)
+end = time.time() + 30
+while time.time() < end:
+    m = json.loads(f.readline())
+    if m.get("event") == "DEVICE_DELETED" and m.get("data", {}).get("device") == sys.argv[2]:
+        print("ok"); sys.exit(0)
+print("no DEVICE_DELETED for %s within 30 s" % sys.argv[2])
+PY
+			mv "$out/hotplug.done.tmp" "$out/hotplug.done"
+		done
+	) &
+	hotplug_pid=$!
+fi
+
 tail -n +1 -F "$out/guest.log" 2>/dev/null &
 tailpid=$!
 start=$(date +%s)
@@ -68,6 +133,7 @@ timeout --kill-after=10 "$timeout" "${qemu[@]}" </dev/null
 qrc=$?
 set -e
 sleep 0.3; kill "$tailpid" 2>/dev/null; wait "$tailpid" 2>/dev/null || true
+if [ -n "$hotplug_pid" ]; then kill "$hotplug_pid" 2>/dev/null; wait "$hotplug_pid" 2>/dev/null || true; fi
 dur=$(( $(date +%s) - start ))
 if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
 	log "guest timed out after ${timeout}s; console tail:"

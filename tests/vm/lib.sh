@@ -71,6 +71,22 @@ summary() {
 	[ "$FAILED" -eq 0 ]
 }
 
+# vm_unplug ID: the host hot-unplugs QEMU device ID (scripts/vm-run.sh --disk); prints the
+# host's answer, succeeds when it is "ok" (QEMU reported the device deleted)
+vm_unplug() {
+	local i ans
+	rm -f "$CXMQ_OUT/hotplug.done"
+	echo "$1" > "$CXMQ_OUT/hotplug.req.tmp" && mv "$CXMQ_OUT/hotplug.req.tmp" "$CXMQ_OUT/hotplug.req"
+	for ((i = 0; i < 400; i++)); do
+		[ -f "$CXMQ_OUT/hotplug.done" ] && break
+		sleep 0.1
+	done
+	ans=$(cat "$CXMQ_OUT/hotplug.done" 2>/dev/null)
+	rm -f "$CXMQ_OUT/hotplug.done"
+	echo "${ans:-no answer from the host}"
+	[ "$ans" = ok ]
+}
+
 # ---- configfs devices (the feature jobs: sched.sh, poll.sh, timeout.sh) ----
 CFS=/sys/kernel/config/cxmq
 declare -A DISK
