@@ -11,6 +11,11 @@ LIMIT=${CXMQ_PROFILE_LIMIT:-0.4}  # percent of samples below which a symbol is n
 LINES=${CXMQ_PROFILE_LINES:-45}
 modp() { modprobe -d "$CXMQ_MODROOT" -S "$CXMQ_KABI" "$@"; }
 echo 0 > /proc/sys/kernel/kptr_restrict 2>/dev/null
+# fio's first start reads its binary and libraries over 9p (seconds of D-state sleeps and an
+# idle guest): do that once here, so the first target's profile does not carry it
+fio --name=warmup --filename=/tmp/profile.warmup --size=1M --rw=randread --bs=4k \
+	--ioengine=io_uring --iodepth=4 --output-format=json > /dev/null 2>&1
+rm -f /tmp/profile.warmup
 echo -1 > /proc/sys/kernel/perf_event_paranoid 2>/dev/null
 for t in "$@"; do
 	case $t in
