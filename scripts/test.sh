@@ -103,7 +103,9 @@ if [ $need_vm = 1 ] && [[ " $LAYERS " == *" vm "* ]]; then
 	vm_job test-kernel-2cpu "$tkdir" 2 tests/vm/suite.sh integration.sh mq.sh -- "CXMQ_KO_DIR=$tko" \
 		"CXMQ_PARAM_TESTS=gb=0 bs=3000 hw_queue_depth=4097 irqmode=7 home_node=77 scheduler=bfq" \
 		CXMQ_VERIFY_SIZE=8m CXMQ_MERGE_SIZE=4m "CXMQ_MERGE_ONLY=io discard" CXMQ_POLL=0 CXMQ_TIMEOUT=0
-	vm_job test-kernel-4cpu "$tkdir" 4 tests/vm/suite.sh integration.sh mq.sh -- "CXMQ_KO_DIR=$tko" \
+	VM_OPTS=(--disk null,queues=2,serial=cxmq-a --disk null=256,queues=4,serial=cxmq-b)
+	vm_job test-kernel-4cpu "$tkdir" 4 tests/vm/suite.sh virtio_disks.sh integration.sh mq.sh -- \
+		"CXMQ_KO_DIR=$tko" "CXMQ_VIRTIO_DISKS=vd0:2:cxmq-a vd1:4:cxmq-b" \
 		CXMQ_FIO_RUNTIME=5 CXMQ_SKIP_PARAM_TESTS=1 CXMQ_VERIFY_SIZE=4m CXMQ_MERGE_ONLY=ext4 CXMQ_MERGE_FILES=500 \
 		CXMQ_SCHED=0 CXMQ_SHARED=0 CXMQ_POLL_SECONDS=2 CXMQ_POLL_SIZE=4m
 	log "layer vm: mq/ tree, configfs, runtime queue count, hotplug, lifetimes, leaks (shortened; full: scripts/scenarios.sh)"
