@@ -169,10 +169,9 @@ bool Queue::dispatch_sched(HwQueue &h, u32 *n)
 		if (h.shared) {
 			if (!elv_->has_work(h))
 				break;
-			const s32 t = get_driver_tag(h);
-			if (t == TagMap::kNoTag)
+			driver_tag = get_driver_tag(h);
+			if (!driver_tag)
 				break;
-			driver_tag = u32(t) + 1;
 		}
 		Request *rq = elv_->dispatch_request(h);
 		if (!rq) {
@@ -192,29 +191,27 @@ bool Queue::dispatch_sched(HwQueue &h, u32 *n)
 }
 
 // A shared set's queue with a scheduler: a request it gives out holds one of the set's tags
-// too (blk_mq_get_driver_tag), within the queue's share. Without one the queue runs again when
-// a tag is freed (kRestart).
-s32 Queue::get_driver_tag(HwQueue &h)
+// too (blk_mq_get_driver_tag), within the queue's share: 1 + the tag (Request::driver_tag), or
+// 0 for none, and then the queue runs again when a tag is freed (kRestart).
+u32 Queue::get_driver_tag(HwQueue &h)
 {
 	shared_tags::Why why;
 	s32 t = shared_tags::try_get(h, cxmq_os_this_cpu(), &why);
-	if (t != TagMap::kNoTag)
-		return t;
-	fetch_or(h.state, HwQueue::kRestart);
-	shared_tags::wait_sched(h);
-	// Against put: a tag freed before the flag was set is seen here.
-	return shared_tags::try_get(h, cxmq_os_this_cpu(), &why);
+	if (t == TagMap::kNoTag) {
+		fetch_or(h.state, HwQueue::kRestart);
+		shared_tags::wait_sched(h);
+		// Against put: a tag freed before the flag was set is seen here.
+		t = shared_tags::try_get(h, cxmq_os_this_cpu(), &why);
+	}
+	return t == TagMap::kNoTag ? 0 : u32(t) + 1;
 }
 
 // A request that went past the scheduler (flush, FUA) holds one of the set's tags too when it is
 // sent, as blk-mq gives every request a driver tag at dispatch. False: none now (kRestart set).
 bool Queue::bypass_driver_tag(HwQueue &h, Request &rq)
 {
-	const s32 t = get_driver_tag(h);
-	if (t == TagMap::kNoTag)
-		return false;
-	rq.driver_tag = u32(t) + 1;
-	return true;
+	rq.driver_tag = get_driver_tag(h);
+	return rq.driver_tag != 0;
 }
 
 // The scheduler hears of every request it prepared as it completes (finish_request); one it

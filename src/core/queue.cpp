@@ -130,22 +130,6 @@ u32 Queue::update_nr_hw_queues(u32 want, u32 want_poll)
 	return got;
 }
 
-// After a change of the counts: each hardware queue on its index's shared tags (the poll ones
-// moved). Frozen: no queue holds a tag.
-void Queue::rebind_shared()
-{
-	for (u32 i = 0; i < nr_hw_queues_; i++) {
-		HwQueue &h = *hctxs_[i];
-		SharedTags *sh = set_->tags(h.index);
-		if (h.shared == sh)
-			continue;
-		shared_tags::unbind(h);
-		if (!elv_)
-			h.tags = &sh->map;
-		shared_tags::bind(h, sh);
-	}
-}
-
 // Grows or shrinks the queues of one type, the last of their kind (the poll ones after the
 // default ones), from old_nr to want; returns how many it has (fewer only if memory ran short).
 u32 Queue::resize_type(u32 old_nr, u32 want, u32 type)
@@ -628,14 +612,6 @@ void Queue::complete_request(Request &rq, cxmq_status status)
 	Request::end_bios(bio, tail, status, cookie);
 	restart_after_free(h);
 	exit(); // the queue may be freed from here on
-}
-
-void Queue::put_tag(HwQueue &h, Request &rq)
-{
-	if (h.shared && !elv_)
-		shared_tags::put(h, rq.tag, cxmq_os_this_cpu());
-	else
-		h.tags->put(rq.tag, cxmq_os_this_cpu());
 }
 
 // A tag was freed: a hardware queue waiting for one (the backend was busy, or a scheduler was

@@ -256,7 +256,7 @@ private:
 	bool dispatch_once(HwQueue &hctx);
 	bool dispatch_sched(HwQueue &hctx, u32 *n);
 	void finish_sched(HwQueue &hctx, Request &rq);
-	s32 get_driver_tag(HwQueue &hctx);
+	u32 get_driver_tag(HwQueue &hctx);
 	bool bypass_driver_tag(HwQueue &hctx, Request &rq);
 	void park_list(HwQueue &hctx, List &list);
 	bool send_list(HwQueue &hctx, List &list, u32 *n);

@@ -134,6 +134,33 @@ void TagSet::finish_update()
 	trim_tags(nr_default_ + nr_poll_);
 }
 
+// ---- a queue's side of its set ----
+
+// After a change of the counts: each hardware queue on its index's shared tags (the poll ones
+// moved). Frozen: no queue holds a tag.
+void Queue::rebind_shared()
+{
+	for (u32 i = 0; i < nr_hw_queues_; i++) {
+		HwQueue &h = *hctxs_[i];
+		SharedTags *sh = set_->tags(h.index);
+		if (h.shared == sh)
+			continue;
+		shared_tags::unbind(h);
+		if (!elv_)
+			h.tags = &sh->map;
+		shared_tags::bind(h, sh);
+	}
+}
+
+// A request's tag back: to the set's map (and its queue's share), or to the queue's own.
+void Queue::put_tag(HwQueue &h, Request &rq)
+{
+	if (h.shared && !elv_)
+		shared_tags::put(h, rq.tag, cxmq_os_this_cpu());
+	else
+		h.tags->put(rq.tag, cxmq_os_this_cpu());
+}
+
 // ---- a hardware queue's share ----
 
 namespace shared_tags {
