@@ -142,6 +142,32 @@ struct cxmq_tag_set *cxmq_tag_set_create(void);
 void cxmq_tag_set_destroy(struct cxmq_tag_set *set); /* once no queue of it is left */
 struct cxmq_queue *cxmq_queue_create_shared(const struct cxmq_dev_config *cfg,
 					    struct cxmq_tag_set *set, int *err);
+/*
+ * The virtio backend: a virtio-blk device's virtqueues behind a queue, one hardware queue each
+ * (the last nr_poll of them poll queues, without interrupts). cfg gives submit_queues (nr_vqs -
+ * nr_poll), poll_queues (nr_poll), hw_queue_depth, bs and the scheduler; the rest of it is the
+ * null backend's and unused. Requests become virtio-blk requests (header, data, status byte):
+ * reads, writes, flushes (a PREFLUSH write is a flush then the write, a FUA write the write
+ * then a flush, when the device has a write-back cache), discards and write-zeroes (one range
+ * per bio, up to max_discard_segments), GET_ID. Headers are little-endian: virtio 1.0's, and
+ * a legacy device's on x86.
+ */
+#define CXMQ_VIRTIO_FLUSH 0x1u        /* VIRTIO_BLK_F_FLUSH: the device has a write-back cache */
+#define CXMQ_VIRTIO_DISCARD 0x2u      /* VIRTIO_BLK_F_DISCARD */
+#define CXMQ_VIRTIO_WRITE_ZEROES 0x4u /* VIRTIO_BLK_F_WRITE_ZEROES */
+#define CXMQ_VIRTIO_INLINE_SEGS 4u    /* data segments a request's own scatterlist holds */
+struct cxmq_virtio_config {
+	struct cxmq_os_vq **vqs;
+	cxmq_u32 nr_vqs;
+	cxmq_u32 nr_poll;
+	cxmq_u32 features;              /* CXMQ_VIRTIO_* */
+	cxmq_u32 max_discard_segments;  /* ranges in one discard / write-zeroes request, >= 1 */
+};
+struct cxmq_queue *cxmq_queue_create_virtio(const struct cxmq_dev_config *cfg,
+					    const struct cxmq_virtio_config *vc, int *err);
+/* Virtqueue `index`'s interrupt (its callback, hard IRQ context): completes what it used. */
+void cxmq_queue_vq_done(struct cxmq_queue *q, cxmq_u32 index);
+
 /* The depth in use (a shared set's, or the configuration's). */
 cxmq_u32 cxmq_queue_hw_queue_depth(const struct cxmq_queue *q);
 /*
@@ -158,6 +184,9 @@ void cxmq_tag_set_finish_update(struct cxmq_tag_set *set);
 void cxmq_queue_set_live(struct cxmq_queue *q);
 /* Refuses new IO, waits for every request in flight to complete, then frees everything. */
 void cxmq_queue_destroy(struct cxmq_queue *q);
+/* Its first half alone (again in cxmq_queue_destroy): a host whose device must stop between
+ * the two (the virtio backend: no interrupt may reach a freed queue) calls it first. */
+void cxmq_queue_shutdown(struct cxmq_queue *q);
 
 /* A bio as the core sees it (after splitting to the queue's limits). */
 struct cxmq_bio {

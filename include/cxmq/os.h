@@ -37,6 +37,7 @@ enum cxmq_op {
 	CXMQ_OP_FLUSH = 2,
 	CXMQ_OP_DISCARD = 3,
 	CXMQ_OP_WRITE_ZEROES = 4,
+	CXMQ_OP_GET_ID = 5,     /* the virtio backend's device id (serial): a read of a kernel buffer */
 };
 
 /* Bio flags the core cares about. */
@@ -47,6 +48,7 @@ enum cxmq_bio_flags {
 	CXMQ_BIO_POLLED = 1u << 3,
 	CXMQ_BIO_NOMERGE = 1u << 4, /* REQ_NOMERGE: never merged with another bio */
 	CXMQ_BIO_SYNC = 1u << 5,    /* REQ_SYNC: someone waits for it (op_is_sync: kyber) */
+	CXMQ_BIO_NOUNMAP = 1u << 6, /* REQ_NOUNMAP: a write-zeroes that must keep the blocks allocated */
 };
 
 /* ---- errors: negative errno values, as the kernel has them ---- */
@@ -55,6 +57,9 @@ enum cxmq_bio_flags {
 #define CXMQ_ENODEV 19
 #define CXMQ_EINVAL 22
 #define CXMQ_EAGAIN 11
+#define CXMQ_EIO 5
+#define CXMQ_E2BIG 7
+#define CXMQ_ENOSPC 28
 
 /* ---- logging and fatal errors ---- */
 enum cxmq_log_level { CXMQ_LOG_ERR = 3, CXMQ_LOG_WARN = 4, CXMQ_LOG_INFO = 6, CXMQ_LOG_DEBUG = 7 };
@@ -247,6 +252,42 @@ void cxmq_os_queue_limits(void *host, struct cxmq_limits *lim);
  * unplug at any time: storage returned before a sleep must not be used after it. */
 void *cxmq_os_plug(void *owner, cxmq_size_t size,
 		   void (*unplug)(void *storage, int from_schedule));
+
+/* ---- virtqueues (the virtio backend; the caller serialises the calls on one virtqueue) ---- */
+struct cxmq_os_vq;
+/* One virtio-blk request as a virtqueue takes it: device-readable, the header then the data of
+ * the bios head..tail (a write) or the payload (discard and write-zeroes ranges); then
+ * device-writable, the data of the bios (a read, GET_ID), then the status byte. */
+struct cxmq_vq_req {
+	const void *hdr;
+	cxmq_u32 hdr_len;
+	int data_in;               /* the bios' data is written by the device */
+	void *bio_head, *bio_tail; /* NULL: no bio data */
+	const void *payload;       /* NULL: none */
+	cxmq_u32 payload_len;
+	void *status;              /* one byte */
+};
+/* Bytes of scatter-gather storage for nents entries. */
+cxmq_size_t cxmq_os_vq_sg_size(cxmq_u32 nents);
+/* Puts r on vq, `token` handed back by cxmq_os_vq_get_buf when the device is done with it.
+ * sg: storage for nents entries; the bios' data takes one entry per piece of at most the
+ * disk's max_segment_size of each of their multi-page bvecs (as cxmq_os_bio_nr_segs counts),
+ * plus 3 entries. 0; -CXMQ_E2BIG with *need set when nents is too few (nothing added);
+ * -CXMQ_ENOSPC the ring is full; -CXMQ_ENOMEM; -CXMQ_EIO the virtqueue is broken. */
+int cxmq_os_vq_add(struct cxmq_os_vq *vq, const struct cxmq_vq_req *r, void *sg, cxmq_u32 nents,
+		   cxmq_u32 *need, void *token);
+/* A token the device is done with, or NULL. */
+void *cxmq_os_vq_get_buf(struct cxmq_os_vq *vq);
+/* The doorbell: prepare under the caller's serialisation (non-zero: notify), notify outside it. */
+int cxmq_os_vq_kick_prepare(struct cxmq_os_vq *vq);
+void cxmq_os_vq_notify(struct cxmq_os_vq *vq);
+/* Interrupts of vq off; on again: 0 when buffers were used meanwhile (get them, then again). */
+void cxmq_os_vq_disable_cb(struct cxmq_os_vq *vq);
+int cxmq_os_vq_enable_cb(struct cxmq_os_vq *vq);
+int cxmq_os_vq_is_broken(struct cxmq_os_vq *vq);
+/* Whether cpu is in the affinity mask of vq's interrupt: 1 or 0; -1 when the transport gives
+ * no mask (the queue then maps CPUs by the default map). */
+int cxmq_os_vq_affinity(struct cxmq_os_vq *vq, cxmq_u32 cpu);
 
 #ifdef __cplusplus
 }

@@ -7,9 +7,13 @@
 namespace cxmq {
 
 class Queue;
+struct TextOut;
 
 class Backend {
 public:
+	// Which one it is (no RTTI): the null backend's test hooks reach only a null backend.
+	enum class Kind { kNull, kVirtio, kOther };
+	virtual Kind kind() const { return Kind::kOther; }
 	// Bytes of per-request payload the backend wants next to each request.
 	virtual u32 pdu_size() const = 0;
 	// Called once per hardware queue as it is set up / torn down.
@@ -20,6 +24,14 @@ public:
 	// Any other status: the request failed; the caller ends it with that status.
 	// `last` is false when more requests follow in this run (a doorbell may wait).
 	virtual cxmq_status queue_rq(HwQueue &hctx, Request &rq, bool last) = 0;
+	// A run stopped after requests it sent with `last` false (blk-mq's ->commit_rqs): ring
+	// the doorbell for them.
+	virtual void commit_rqs(HwQueue &) {}
+	// The CPU -> hardware queue map of the default type, nr queues from `offset` (blk-mq's
+	// ->map_queues): false leaves it to the queue's default map.
+	virtual bool map_queues(u32 *, u32, u32, u32) { return false; }
+	// The backend's line of the debugfs stats ("backend: ...\n"), if it has one.
+	virtual void show_stats(TextOut &) const {}
 	// A poll queue (HwQueue::type kHctxPoll) completes nothing by itself: this completes
 	// (Queue::end_request) what it has done, and returns how many. Never sleeps; may run on
 	// several CPUs at once for the same queue.

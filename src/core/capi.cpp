@@ -5,6 +5,7 @@
 #include "queue.h"
 #include "settings.h"
 #include "text.h"
+#include "virtio_backend.h"
 
 using namespace cxmq;
 
@@ -46,6 +47,32 @@ struct cxmq_queue *cxmq_queue_create_shared(const struct cxmq_dev_config *cfg,
 	return reinterpret_cast<cxmq_queue *>(q);
 }
 
+struct cxmq_queue *cxmq_queue_create_virtio(const struct cxmq_dev_config *cfg,
+					    const struct cxmq_virtio_config *vc, int *err)
+{
+	if (cfg->submit_queues + cfg->poll_queues != vc->nr_vqs || cfg->poll_queues != vc->nr_poll) {
+		cxmq_os_log(CXMQ_LOG_ERR, "cxmq: virtio: %u + %u hardware queues for %u virtqueues\n",
+			    cfg->submit_queues, cfg->poll_queues, vc->nr_vqs);
+		*err = -CXMQ_EINVAL;
+		return nullptr;
+	}
+	VirtioBackend *backend = VirtioBackend::create(*vc, cfg->home_node, err);
+	if (!backend)
+		return nullptr;
+	Queue *q = Queue::create(*cfg, backend, err);
+	if (!q)
+		return nullptr;
+	backend->attach(q);
+	return reinterpret_cast<cxmq_queue *>(q);
+}
+
+void cxmq_queue_vq_done(struct cxmq_queue *q, cxmq_u32 index)
+{
+	Backend &b = Q(q).backend();
+	if (b.kind() == Backend::Kind::kVirtio)
+		static_cast<VirtioBackend &>(b).vq_done(index);
+}
+
 cxmq_u32 cxmq_queue_hw_queue_depth(const struct cxmq_queue *q)
 {
 	return Q(q).config().hw_queue_depth;
@@ -83,6 +110,11 @@ void cxmq_queue_destroy(struct cxmq_queue *q)
 		return;
 	Q(q).shutdown();
 	destroy(&Q(q));
+}
+
+void cxmq_queue_shutdown(struct cxmq_queue *q)
+{
+	Q(q).shutdown();
 }
 
 void cxmq_queue_submit_bio(struct cxmq_queue *q, void *bio, enum cxmq_op op, cxmq_u64 sector,
@@ -133,12 +165,14 @@ int cxmq_queue_poll(struct cxmq_queue *q, cxmq_u32 cookie, int oneshot)
 
 void cxmq_queue_set_busy_every(struct cxmq_queue *q, cxmq_u32 n)
 {
-	static_cast<NullBackend &>(Q(q).backend()).set_busy_every(n);
+	if (Q(q).backend().kind() == Backend::Kind::kNull)
+		static_cast<NullBackend &>(Q(q).backend()).set_busy_every(n);
 }
 
 void cxmq_queue_set_faults(struct cxmq_queue *q, const struct cxmq_dev_config *cfg)
 {
-	static_cast<NullBackend &>(Q(q).backend()).set_faults(*cfg);
+	if (Q(q).backend().kind() == Backend::Kind::kNull)
+		static_cast<NullBackend &>(Q(q).backend()).set_faults(*cfg);
 }
 
 cxmq_u32 cxmq_queue_io_timeout(const struct cxmq_queue *q)
@@ -212,12 +246,7 @@ int cxmq_queue_format_stats(struct cxmq_queue *q, char *buf, cxmq_size_t size)
 	o.put("unplug_batches: 1=%llu 2-3=%llu 4-7=%llu 8-15=%llu 16-31=%llu 32=%llu\n",
 	      ull(sizes[0]), ull(sizes[1]), ull(sizes[2]), ull(sizes[3]), ull(sizes[4]),
 	      ull(sizes[5]));
-	auto &nb = static_cast<NullBackend &>(qu.backend());
-	o.put("backend: busy_answers=%llu pages=%llu softirq_done=%llu timer_done=%llu "
-	      "poll_done=%llu requeues=%llu lost=%llu\n",
-	      ull(nb.busy_answers()), ull(nb.store() ? nb.store()->nr_pages() : 0),
-	      ull(nb.softirq_done()), ull(nb.timer_done()), ull(nb.poll_done()),
-	      ull(nb.requeues()), ull(nb.lost()));
+	qu.backend().show_stats(o);
 	return o.result();
 }
 

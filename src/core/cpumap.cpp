@@ -6,11 +6,13 @@
 namespace cxmq {
 
 // The CPU -> hardware queue map of each type, as blk-mq's (Linux 6.1 blk_mq_map_queues on each
-// of the tag set's maps, the poll map's queues numbered after the default ones). Without poll
+// of the tag set's maps, the poll map's queues numbered after the default ones; the default
+// one the backend's, where it has one: virtio's by interrupt affinity). Without poll
 // queues the poll map is the default one (blk_mq_map_swqueue), though nothing is sent by it.
 void Queue::map_queues()
 {
-	map_type(cpu_map_, 0, nr_default_queues());
+	if (!backend_->map_queues(cpu_map_, nr_cpu_ids_, 0, nr_default_queues()))
+		map_type(cpu_map_, 0, nr_default_queues());
 	u32 *poll_map = cpu_map_ + kHctxPoll * nr_cpu_ids_;
 	if (nr_poll_)
 		map_type(poll_map, nr_default_queues(), nr_poll_);

@@ -63,9 +63,15 @@ void link_back(Request &rq, const Bio &b)
 	bio_joined(rq, b);
 }
 
+// A contiguous discard merge (a device of one range) adds no segment (ll_new_hw_segment).
+u32 merge_segs(const Request &rq, const Bio &b)
+{
+	return rq.op == CXMQ_OP_DISCARD ? 0 : bio_segs(b);
+}
+
 MergeResult back_merge(Request &rq, const Bio &b, const cxmq_limits &lim)
 {
-	const u32 segs = bio_segs(b);
+	const u32 segs = merge_segs(rq, b);
 	if (!fits(rq, b, segs, lim))
 		return MergeResult::kFailed;
 	link_back(rq, b);
@@ -75,7 +81,7 @@ MergeResult back_merge(Request &rq, const Bio &b, const cxmq_limits &lim)
 
 MergeResult front_merge(Request &rq, const Bio &b, const cxmq_limits &lim)
 {
-	const u32 segs = bio_segs(b);
+	const u32 segs = merge_segs(rq, b);
 	if (!fits(rq, b, segs, lim))
 		return MergeResult::kFailed;
 	cxmq_os_bio_set_next(b.bio, rq.bio);

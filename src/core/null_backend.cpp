@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "null_backend.h"
+#include "text.h"
 
 namespace cxmq {
 
@@ -63,6 +64,14 @@ NullBackend::~NullBackend()
 void NullBackend::release()
 {
 	destroy(this);
+}
+
+void NullBackend::show_stats(TextOut &o) const
+{
+	o.put("backend: busy_answers=%llu pages=%llu softirq_done=%llu timer_done=%llu "
+	      "poll_done=%llu requeues=%llu lost=%llu\n",
+	      ull(busy_answers()), ull(store() ? store()->nr_pages() : 0), ull(softirq_done()),
+	      ull(timer_done()), ull(poll_done()), ull(requeues()), ull(lost()));
 }
 
 u64 NullBackend::softirq_done() const

@@ -15,6 +15,7 @@ public:
 	static NullBackend *create(const cxmq_dev_config &cfg);
 
 	void attach(Queue *q) { queue_ = q; }
+	Kind kind() const override { return Kind::kNull; }
 	u32 pdu_size() const override { return 0; }
 	int init_hctx(HwQueue &hctx) override;
 	void exit_hctx(HwQueue &hctx) override;
@@ -22,6 +23,7 @@ public:
 	int poll(HwQueue &hctx) override;
 	Expiry timeout(HwQueue &hctx, Request &rq) override;
 	void release() override;
+	void show_stats(TextOut &o) const override;
 
 	// Test hook: refuse every n-th request with CXMQ_STS_RESOURCE (0: never).
 	void set_busy_every(u32 n) { store_relaxed(busy_every_, n); }

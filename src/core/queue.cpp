@@ -534,6 +534,7 @@ bool Queue::dispatch_once(HwQueue &h)
 // run is due on the next completion (or after kBusyRetryDelayUs).
 bool Queue::send_list(HwQueue &h, List &list, u32 *n)
 {
+	bool uncommitted = false; // sent with `last` false, and nothing with `last` since
 	while (ListNode *node = list.pop_front()) {
 		Request &rq = *Request::from_node(node);
 		if (cxmq_unlikely(h.shared && elv_ && !rq.driver_tag) && !bypass_driver_tag(h, rq)) {
@@ -541,11 +542,15 @@ bool Queue::send_list(HwQueue &h, List &list, u32 *n)
 			// and the rest wait at the head of the dispatch list for a freed one.
 			list.push_front(node);
 			park_list(h, list);
+			if (uncommitted)
+				backend_->commit_rqs(h);
 			return true;
 		}
 		start_request(rq);
-		cxmq_status st = backend_->queue_rq(h, rq, list.empty());
+		const bool last = list.empty();
+		cxmq_status st = backend_->queue_rq(h, rq, last);
 		if (cxmq_likely(st == CXMQ_STS_OK)) {
+			uncommitted = !last;
 			(*n)++;
 			continue;
 		}
@@ -554,12 +559,16 @@ bool Queue::send_list(HwQueue &h, List &list, u32 *n)
 				list.push_front(node);
 			add_relaxed(h.busy_events, u64(1));
 			park_list(h, list);
+			if (uncommitted)
+				backend_->commit_rqs(h);
 			fetch_or(h.state, HwQueue::kRestart);
 			run_hw_queue_async(h, kBusyRetryDelayUs);
 			return true;
 		}
 		end_request(rq, st);
 		(*n)++;
+		if (last && uncommitted)
+			backend_->commit_rqs(h);
 	}
 	return false;
 }

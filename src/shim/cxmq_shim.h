@@ -14,6 +14,21 @@
 #include "cxmq/core.h"
 
 struct cxmq_mq_obj;
+struct cxmq_dev;
+
+/* A device with hardware behind it (virtio.c): what cxmq_dev_create does otherwise for it. */
+struct cxmq_hw {
+	struct device *parent;                  /* the disk's parent in sysfs */
+	const struct attribute_group **groups;  /* the disk's own attributes (serial) */
+	sector_t capacity;
+	/* Builds the queue, for a configuration the caller made. */
+	struct cxmq_queue *(*create_queue)(struct cxmq_hw *hw, const struct cxmq_dev_config *cfg,
+					   int *err);
+	/* The disk's limits and flags, just before add_disk: the device is live after it. */
+	void (*setup_disk)(struct cxmq_hw *hw, struct gendisk *disk);
+	/* Once the queue has drained, before it is freed: stop the device (no interrupts). */
+	void (*stop)(struct cxmq_hw *hw);
+};
 
 struct cxmq_dev {
 	struct list_head list;          /* cxmq_devices, under cxmq_devices_lock */
@@ -23,6 +38,7 @@ struct cxmq_dev {
 	struct cxmq_queue *q;
 	struct gendisk *disk;
 	struct dentry *debugfs;
+	struct cxmq_hw *hw;             /* NULL: the null backend */
 
 	/*
 	 * The mq/ tree. sysfs_dir_lock serialises adding and removing its directories and every
@@ -50,6 +66,9 @@ struct cxmq_dev {
 
 /* main.c */
 struct cxmq_dev *cxmq_dev_create(const struct cxmq_dev_config *cfg, int *err);
+/* A device of hw: not on the module's list of null devices; its driver destroys it. */
+struct cxmq_dev *cxmq_dev_create_hw(const struct cxmq_dev_config *cfg, struct cxmq_hw *hw,
+				    int *err);
 void cxmq_dev_destroy(struct cxmq_dev *dev);
 void cxmq_dev_set_nr_hw_queues(struct cxmq_dev *dev, u32 nr, u32 nr_poll);
 void cxmq_default_config(struct cxmq_dev_config *cfg); /* the module parameters' */
@@ -75,6 +94,10 @@ int cxmq_qsys_init(void);                         /* at module init: the iosched
 void cxmq_qsys_exit(void);
 int cxmq_qsys_register(struct cxmq_dev *dev);     /* after cxmq_mq_register */
 void cxmq_qsys_unregister(struct cxmq_dev *dev);  /* before cxmq_mq_unregister */
+
+/* virtio.c: cxmq's virtio driver (VIRTIO_ID_BLOCK) */
+int cxmq_virtio_init(void);
+void cxmq_virtio_exit(void);
 
 /* configfs.c */
 int cxmq_configfs_init(void);

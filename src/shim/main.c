@@ -164,6 +164,8 @@ static void cxmq_submit_bio(struct bio *bio)
 		b.flags |= CXMQ_BIO_NOMERGE;
 	if (bio->bi_opf & REQ_SYNC)
 		b.flags |= CXMQ_BIO_SYNC;
+	if (bio->bi_opf & REQ_NOUNMAP)
+		b.flags |= CXMQ_BIO_NOUNMAP;
 	/* (the kernel keeps REQ_POLLED only while the queue has QUEUE_FLAG_POLL) */
 	if (bio->bi_opf & REQ_POLLED)
 		b.flags |= CXMQ_BIO_POLLED;
@@ -283,7 +285,28 @@ static void cxmq_dev_free(struct cxmq_dev *dev)
 /* A new device from a checked configuration: the disk is live when this returns. */
 struct cxmq_dev *cxmq_dev_create(const struct cxmq_dev_config *cfg, int *err)
 {
+	return cxmq_dev_create_hw(cfg, NULL, err);
+}
+
+/* The limits requests are merged up to: the core's defaults, null_blk's max_sectors. */
+static void cxmq_null_setup_disk(const struct cxmq_dev_config *cfg, struct gendisk *disk)
+{
 	struct cxmq_limits lim;
+
+	cxmq_queue_default_limits(cfg, &lim);
+	blk_queue_max_hw_sectors(disk->queue, cfg->max_sectors ? cfg->max_sectors : BLK_DEF_MAX_SECTORS);
+	blk_queue_max_segments(disk->queue, lim.max_segments);
+	if (cfg->memory_backed) {
+		blk_queue_max_discard_sectors(disk->queue, lim.max_discard_sectors);
+		blk_queue_max_discard_segments(disk->queue, lim.max_discard_segments);
+		blk_queue_max_write_zeroes_sectors(disk->queue, lim.max_write_zeroes_sectors);
+		disk->queue->limits.discard_granularity = CXMQ_PAGE_SIZE;
+	}
+}
+
+struct cxmq_dev *cxmq_dev_create_hw(const struct cxmq_dev_config *cfg, struct cxmq_hw *hw,
+				    int *err)
+{
 	struct cxmq_dev *dev;
 	struct gendisk *disk;
 	int ret;
@@ -294,6 +317,7 @@ struct cxmq_dev *cxmq_dev_create(const struct cxmq_dev_config *cfg, int *err)
 		return NULL;
 	}
 	dev->cfg = *cfg;
+	dev->hw = hw;
 	INIT_LIST_HEAD(&dev->list);
 	INIT_LIST_HEAD(&dev->shared_list);
 	if (cfg->shared_tags) /* until it is on cxmq_shared_devs, or gone */
@@ -306,8 +330,12 @@ struct cxmq_dev *cxmq_dev_create(const struct cxmq_dev_config *cfg, int *err)
 	ret = cxmq_mq_dev_init(dev);
 	if (ret)
 		goto out_free;
-	dev->q = cfg->shared_tags ? cxmq_queue_create_shared(cfg, cxmq_shared_set, &ret)
-				  : cxmq_queue_create(cfg, &ret);
+	if (hw)
+		dev->q = hw->create_queue(hw, cfg, &ret);
+	else if (cfg->shared_tags)
+		dev->q = cxmq_queue_create_shared(cfg, cxmq_shared_set, &ret);
+	else
+		dev->q = cxmq_queue_create(cfg, &ret);
 	if (!dev->q)
 		goto out_free;
 	/* a shared set's counts and depth are the set's */
@@ -328,7 +356,7 @@ struct cxmq_dev *cxmq_dev_create(const struct cxmq_dev_config *cfg, int *err)
 	disk->fops = &cxmq_fops;
 	disk->private_data = dev;
 	snprintf(disk->disk_name, DISK_NAME_LEN, "cxmq%d", dev->index);
-	set_capacity(disk, cfg->size_mb << (20 - SECTOR_SHIFT));
+	set_capacity(disk, hw ? hw->capacity : cfg->size_mb << (20 - SECTOR_SHIFT));
 	blk_queue_logical_block_size(disk->queue, cfg->bs);
 	blk_queue_physical_block_size(disk->queue, cfg->bs);
 	blk_queue_io_min(disk->queue, cfg->bs);
@@ -339,22 +367,16 @@ struct cxmq_dev *cxmq_dev_create(const struct cxmq_dev_config *cfg, int *err)
 	/* /proc/diskstats: each bio is accounted (bio_start_io_acct/bio_end_io_acct) */
 	blk_queue_flag_set(QUEUE_FLAG_IO_STAT, disk->queue);
 	cxmq_update_poll_flag(dev);
-	/* The limits requests are merged up to: the core's defaults, null_blk's max_sectors */
-	cxmq_queue_default_limits(cfg, &lim);
-	blk_queue_max_hw_sectors(disk->queue, cfg->max_sectors ? cfg->max_sectors : BLK_DEF_MAX_SECTORS);
-	blk_queue_max_segments(disk->queue, lim.max_segments);
-	if (cfg->memory_backed) {
-		blk_queue_max_discard_sectors(disk->queue, lim.max_discard_sectors);
-		blk_queue_max_discard_segments(disk->queue, lim.max_discard_segments);
-		blk_queue_max_write_zeroes_sectors(disk->queue, lim.max_write_zeroes_sectors);
-		disk->queue->limits.discard_granularity = CXMQ_PAGE_SIZE;
-	}
+	if (hw)
+		hw->setup_disk(hw, disk);
+	else
+		cxmq_null_setup_disk(cfg, disk);
 	cxmq_queue_set_host(dev->q, disk->queue);
 
 	ret = cxmq_hotplug_add(dev);
 	if (ret)
 		goto out_put_disk;
-	ret = add_disk(disk);
+	ret = hw ? device_add_disk(hw->parent, disk, hw->groups) : add_disk(disk);
 	if (ret)
 		goto out_hotplug;
 	atomic_inc(&cxmq_disks_alive); /* ->free_disk is called only for added disks */
@@ -379,9 +401,11 @@ struct cxmq_dev *cxmq_dev_create(const struct cxmq_dev_config *cfg, int *err)
 		debugfs_create_file("stats", 0444, dev->debugfs, dev, &cxmq_stats_fops);
 	}
 
-	mutex_lock(&cxmq_devices_lock);
-	list_add_tail(&dev->list, &cxmq_devices);
-	mutex_unlock(&cxmq_devices_lock);
+	if (!hw) {
+		mutex_lock(&cxmq_devices_lock);
+		list_add_tail(&dev->list, &cxmq_devices);
+		mutex_unlock(&cxmq_devices_lock);
+	}
 	if (cfg->shared_tags) {
 		list_add_tail(&dev->shared_list, &cxmq_shared_devs);
 		mutex_unlock(&cxmq_shared_lock);
@@ -421,6 +445,10 @@ void cxmq_dev_destroy(struct cxmq_dev *dev)
 	del_gendisk(dev->disk);
 	/* a poller (cxmq_poll_bio, under RCU) that read this disk from a stale bio is gone */
 	synchronize_rcu();
+	if (dev->hw) { /* drained: the device stops before the queue its interrupts reach goes */
+		cxmq_queue_shutdown(dev->q);
+		dev->hw->stop(dev->hw);
+	}
 	cxmq_queue_destroy(dev->q);
 	dev->q = NULL;
 	if (shared)
@@ -538,6 +566,7 @@ static int cxmq_params_to_config(struct cxmq_dev_config *cfg)
 
 static void cxmq_cleanup(void)
 {
+	cxmq_virtio_exit(); /* its devices go with their driver */
 	cxmq_del_all();
 	/* ->free_disk and our kobjects' releases (each holds its parent, up to the disk) are done */
 	wait_event(cxmq_disks_wq, atomic_read(&cxmq_disks_alive) == 0);
@@ -592,6 +621,13 @@ static int __init cxmq_init(void)
 	ret = cxmq_configfs_init();
 	if (ret) {
 		pr_err("cxmq: cannot register /sys/kernel/config/cxmq: %d\n", ret);
+		goto fail;
+	}
+	/* last: the null devices are cxmq0.. as before, virtio ones take the next numbers */
+	ret = cxmq_virtio_init();
+	if (ret) {
+		pr_err("cxmq: cannot register its virtio driver: %d\n", ret);
+		cxmq_configfs_exit();
 		goto fail;
 	}
 	pr_info("cxmq: %u device(s), %u hardware queue(s) of depth %u each\n",

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -189,6 +190,45 @@ struct Hooks {
 };
 void set_hooks(const Hooks &h);
 void clear_hooks();
+
+// ---- virtqueues (cxmq_os_vq_*): a fake virtio-blk device's queue ----
+// What the core put on it: the request as a virtio-blk device reads it. `segs` is the scatter
+// list's data entries, `bios` the bios they came from, in order.
+struct VqEntry {
+	void *token = nullptr;
+	uint32_t type = 0, ioprio = 0;
+	uint64_t sector = 0;
+	bool data_in = false;
+	std::vector<FakeBio *> bios;
+	uint32_t segs = 0;
+	std::vector<uint8_t> payload; // discard / write-zeroes ranges, as the device reads them
+	uint8_t *status = nullptr;
+};
+// A ring of `size` descriptors (each request takes one: indirect descriptors). The core must
+// never call two of its functions at once (reported); the device side may run meanwhile (from
+// another thread, as real hardware does). complete() plays the device: the oldest
+// n requests get `status` and become used; the test then calls the interrupt
+// (cxmq_queue_vq_done) itself. Every call checks and counts.
+struct FakeVq {
+	explicit FakeVq(uint32_t size = 256) : size(size) {}
+	uint32_t size;
+	std::vector<VqEntry> avail; // put on the ring, not used yet, oldest first
+	std::vector<void *> used;   // used, not yet taken by get_buf
+	uint64_t adds = 0, kick_prepares = 0, full = 0;
+	std::atomic<uint64_t> notifies{0};
+	// Requests added; added by the last kick_prepare that answered "notify"; seen by the device
+	// (added before the last notify's prepare): all added are seen once the core has rung.
+	std::atomic<uint64_t> added_total{0}, prepared_total{0}, seen_total{0};
+	bool cb_enabled = true;
+	bool broken = false;
+	int affinity_cpu = -2;      // -2: no mask (the transport gives none); else this CPU only
+	std::atomic<int> in_call{0}; // the core's calls running now (more than one is reported)
+	std::mutex m;                // the ring's own consistency (the device's side runs alone)
+	uint32_t in_flight() const { return uint32_t(avail.size() + used.size()); }
+	// Makes the oldest n requests used, writing status into each; returns how many.
+	uint32_t complete(uint32_t n = ~0u, uint8_t status = 0);
+};
+cxmq_os_vq *as_os_vq(FakeVq *vq);
 
 // ThreadSanitizer reports so far (0 in other builds); every test's TearDown checks it.
 unsigned tsan_reports();

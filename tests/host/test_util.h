@@ -20,6 +20,7 @@
 #include "host.h"
 #include "null_backend.h"
 #include "queue.h"
+#include "text.h"
 
 namespace host {
 
@@ -143,6 +144,8 @@ public:
 
 	explicit ScriptBackend(Policy p = {}, uint32_t pdu = 24) : policy_(std::move(p)), pdu_(pdu) {}
 	~ScriptBackend() = default;
+	Kind kind() const override { return Kind::kOther; }
+	void show_stats(cxmq::TextOut &o) const override { o.put("backend: script\n"); }
 
 	void set_policy(Policy p)
 	{
