@@ -75,7 +75,7 @@ for spec in "${disks[@]+"${disks[@]}"}"; do
 		case "$p" in
 		null) src="driver=null-co,size=$((1024 << 20)),read-zeroes=on" ;;
 		null=*) src="driver=null-co,size=$(( ${p#null=} << 20 )),read-zeroes=on" ;;
-		file=*) src="driver=raw,file.driver=file,file.filename=$(realpath "${p#file=}")" ;;
+		file=*) src="driver=raw,discard=unmap,file.driver=file,file.filename=$(realpath "${p#file=}")" ;;
 		queues=*) queues=${p#queues=} ;;
 		serial=*) serial=${p#serial=} ;;
 		id=*) id=${p#id=} ;;

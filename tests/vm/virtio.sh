@@ -1,0 +1,163 @@
+# Guest job: the virtio backend (issue 11). The host attached (scripts/vm-run.sh --disk) raw-file
+# virtio-blk disks listed in CXMQ_VIRTIO_DATA, "ID:QUEUES:SERIAL:HOSTFILE" each, and the job
+# before this one (virtio_disks.sh) left every virtio block device unbound. Loading cxmq binds
+# them to its own virtio driver (nothing else holds them); the checks: the disks and their
+# queues, serials and limits; fio verify random and sequential under none, mq-deadline and
+# kyber; flushes (fsync) and FUA (O_DSYNC) writes as flush steps; discard and write-zeroes read
+# back zero; ext4 with fsck; data written through cxmq read back through the kernel's virtio_blk
+# after a rebind and in the host's file; unbind and hot-unplug under fio; rmmod. At its end no
+# driver is bound to a virtio block device, and none binds by itself (drivers_autoprobe 0).
+. "$CXMQ_ROOT/tests/vm/lib.sh"
+dmesg_mark
+SECONDS=0
+modp() { modprobe -d "$CXMQ_MODROOT" -S "$CXMQ_KABI" "$@"; }
+read -r -a specs <<<"${CXMQ_VIRTIO_DATA:?CXMQ_VIRTIO_DATA not set}"
+VIRTIO=/sys/bus/virtio
+NFILES=${CXMQ_VIRTIO_FILES:-200} # ext4 files; CXMQ_VIRTIO_SIZE: each fio verify job's size
+
+cxmq_disk_of() { # serial -> cxmqN
+	local b
+	for b in /sys/block/cxmq*; do
+		[ "$(cat "$b/serial" 2>/dev/null)" = "$1" ] && { echo "${b##*/}"; return 0; }
+	done
+	return 1
+}
+virtio_of() { readlink -f "/sys/block/$1/device" | xargs basename; } # cxmqN -> virtioM
+
+check "insmod cxmq nr_devices=0 (its virtio driver takes the unbound virtio disks)" \
+	insmod "$CXMQ_KO" nr_devices=0
+declare -A DISK VDEV
+for spec in "${specs[@]}"; do
+	IFS=: read -r id queues serial file <<<"$spec"
+	d=
+	for ((i = 0; i < 50; i++)); do d=$(cxmq_disk_of "$serial") && break; sleep 0.1; done
+	if [ -z "$d" ]; then fail "$id: a cxmq disk with serial $serial"; continue; fi
+	DISK[$id]=$d VDEV[$id]=$(virtio_of "$d")
+	check "$id: $d on ${VDEV[$id]}, bound to cxmq, serial $serial" \
+		test -e "$VIRTIO/drivers/cxmq/${VDEV[$id]}"
+	check "$id: $queues hardware queues in mq/" test "$(ls /sys/block/$d/mq | wc -l)" = "$queues"
+	check "$id: write cache (the device flushes): queue/write_cache says write back" \
+		grep -q "write back" /sys/block/$d/queue/write_cache
+	check "$id: discard and write-zeroes offered" sh -c \
+		"[ \$(cat /sys/block/$d/queue/discard_max_bytes) -gt 0 ] && [ \$(cat /sys/block/$d/queue/write_zeroes_max_bytes) -gt 0 ]"
+done
+ids=("${!DISK[@]}")
+[ ${#ids[@]} -eq ${#specs[@]} ] || { summary; exit 1; }
+first=${specs[0]%%:*} second=${specs[1]%%:*}
+A=${DISK[$first]} B=${DISK[$second]}
+
+verify_args=(--ioengine=libaio --direct=1 --iodepth=16 --iodepth_batch_submit=8
+	--iodepth_batch_complete_min=4 --verify=crc32c --verify_fatal=1 --do_verify=1
+	--randrepeat=0 --verify_state_save=0 --size=${CXMQ_VIRTIO_SIZE:-24M})
+for sched in none mq-deadline kyber; do
+	for d in $A $B; do echo "$sched" > /sys/block/$d/cxmq/scheduler; done
+	check "scheduler $sched on $A and $B" grep -q "\[$sched\]" /sys/block/$B/cxmq/scheduler
+	fio_ok "$sched: fio verify crc32c, random 4k-64k, on $A and $B at once" \
+		--rw=randwrite --bsrange=4k-64k "${verify_args[@]}" \
+		--name=a --filename=/dev/$A --name=b --filename=/dev/$B
+done
+for d in $A $B; do echo none > /sys/block/$d/cxmq/scheduler; done
+fio_ok "fio verify crc32c, sequential 128k writes, io_uring QD32 (merged, split at max_sectors_kb)" \
+	--rw=write --bs=128k --ioengine=io_uring --direct=1 --iodepth=32 --verify=crc32c \
+	--verify_fatal=1 --do_verify=1 --verify_state_save=0 --size=32M --name=seq --filename=/dev/$B
+
+stat_flushes() { grep -o "flushes=[0-9]*" /sys/kernel/debug/cxmq/$1/stats | cut -d= -f2; }
+f0=$(stat_flushes $A)
+fio_ok "fio --fsync=1: 4k writes, each followed by a flush" \
+	--rw=randwrite --bs=4k --ioengine=psync --direct=1 --fsync=1 --size=4M --io_size=256k \
+	--name=fsync --filename=/dev/$A
+f1=$(stat_flushes $A)
+check "the fsyncs reached the device as flushes ($f0 -> $f1, 64 writes)" test $((f1 - f0)) -ge 60
+check "O_DSYNC direct writes (FUA: the write, then a flush)" \
+	dd if=/dev/urandom of=/dev/$A bs=4k count=32 oflag=direct,dsync status=none
+f2=$(stat_flushes $A)
+check "the FUA writes each got their flush ($f1 -> $f2, 32 writes)" test $((f2 - f1)) -ge 32
+
+# discard and write-zeroes read back zero (the host punches holes: discard=unmap)
+zero_at() { [ "$(dd if=/dev/$1 bs=1M count=4 skip=$2 iflag=direct status=none | tr -d '\0' | wc -c)" = 0 ]; }
+dd if=/dev/urandom of=/dev/$A bs=1M count=8 oflag=direct status=none
+check "blkdiscard 4 MiB at 0" blkdiscard -o 0 -l $((4 << 20)) /dev/$A
+check "the discarded range reads back zero" zero_at $A 0
+check "blkdiscard -z (write zeroes) 4 MiB at 4 MiB" blkdiscard -z -o $((4 << 20)) -l $((4 << 20)) /dev/$A
+check "the zeroed range reads back zero" zero_at $A 4
+
+# ext4 round trip on the second disk
+grep -qw ext4 /proc/filesystems || modp ext4 2>/dev/null
+if command -v mkfs.ext4 >/dev/null && grep -qw ext4 /proc/filesystems; then
+	mnt=/tmp/cxmq-virtio-mnt; mkdir -p $mnt
+	check "mkfs.ext4 on $B" mkfs.ext4 -q -F /dev/$B
+	if mount /dev/$B $mnt; then
+		for i in $(seq 1 $NFILES); do head -c $((RANDOM % 16384 + 1)) /dev/urandom > $mnt/f$i; done
+		(cd $mnt && sha256sum f* > /tmp/virtio-sums)
+		umount $mnt
+		check "fsck.ext4 -fn clean" fsck.ext4 -fn /dev/$B
+		mount /dev/$B $mnt && check "$NFILES files read back after a remount" \
+			sh -c "cd $mnt && sha256sum -c --quiet /tmp/virtio-sums"
+		umount $mnt
+	else
+		fail "mount ext4 on $B"
+	fi
+fi
+
+# data written through cxmq, read back through the kernel's virtio_blk and in the host's file
+IFS=: read -r _ _ serialA fileA <<<"${specs[0]}"
+dd if=/dev/urandom of=/tmp/virtio-pattern bs=1M count=4 status=none
+check "4 MiB written through cxmq at 16 MiB" \
+	dd if=/tmp/virtio-pattern of=/dev/$A bs=1M seek=16 oflag=direct,dsync status=none
+vA=${VDEV[$first]}
+check "unbind $vA from cxmq: $A goes" sh -c \
+	"echo $vA > $VIRTIO/drivers/cxmq/unbind && [ ! -e /sys/block/$A ]"
+modp virtio_blk 2>/dev/null
+echo 0 > $VIRTIO/drivers_autoprobe 2>/dev/null # (virtio_blk takes only what it is given)
+vd=
+if echo $vA > $VIRTIO/drivers/virtio_blk/bind; then
+	for ((i = 0; i < 50; i++)); do
+		vd=$(ls $VIRTIO/devices/$vA/block 2>/dev/null | head -n1); [ -n "$vd" ] && break; sleep 0.1
+	done
+fi
+if [ -n "$vd" ]; then
+	pass "$vA bound to virtio_blk: /dev/$vd"
+	check "virtio_blk reads back what cxmq wrote" sh -c \
+		"dd if=/dev/$vd bs=1M skip=16 count=4 iflag=direct status=none | cmp -s - /tmp/virtio-pattern"
+	check "the host's file holds it too" sh -c \
+		"dd if=$fileA bs=1M skip=16 count=4 status=none | cmp -s - /tmp/virtio-pattern"
+	echo $vA > $VIRTIO/drivers/virtio_blk/unbind
+else
+	fail "$vA bound to virtio_blk"
+fi
+check "and back to cxmq (bind)" sh -c "echo $vA > $VIRTIO/drivers/cxmq/bind"
+for ((i = 0; i < 50; i++)); do A=$(cxmq_disk_of "$serialA") && break; sleep 0.1; done
+check "its disk is back as $A" test -n "$A" -a -e "/sys/block/$A"
+
+# unbind under fio: IO in flight completes or fails, new IO fails, nothing hangs (writes: a
+# removed disk has capacity 0, where reads just see the end of the device)
+fio --name=u --filename=/dev/$A --rw=randwrite --bs=4k --ioengine=libaio --direct=1 --iodepth=32 \
+	--time_based --runtime=30 --output=/tmp/fio-unbind.out >/dev/null 2>&1 &
+fpid=$!
+sleep 3
+t0=$SECONDS
+echo $vA > $VIRTIO/drivers/cxmq/unbind; urc=$?
+check "unbind under fio returns ($((SECONDS - t0)) s)" test $urc = 0 -a $((SECONDS - t0)) -lt 20
+wait $fpid; rc=$?
+check "fio on the unbound disk ended with errors (exit $rc), $((SECONDS - t0)) s after" \
+	test $rc -ne 0 -a $((SECONDS - t0)) -lt 25
+check "$A is gone" test ! -e /sys/block/$A
+# hot-unplug under fio (the host's QMP device_del)
+IFS=: read -r idB _ _ _ <<<"${specs[1]}"
+fio --name=h --filename=/dev/$B --rw=randwrite --bs=16k --ioengine=libaio --direct=1 \
+	--iodepth=16 --time_based --runtime=40 --output=/tmp/fio-unplug.out >/dev/null 2>&1 &
+fpid=$!
+sleep 3
+t0=$SECONDS
+ans=$(vm_unplug "$idB")
+check "$idB hot-unplugged by the host under fio ($ans)" test "$ans" = ok
+wait $fpid; rc=$?
+check "fio on the unplugged disk ended with errors (exit $rc), $((SECONDS - t0)) s after" \
+	test $rc -ne 0 -a $((SECONDS - t0)) -lt 35
+check "$B is gone" test ! -e /sys/block/$B
+check "rmmod cxmq" rmmod cxmq
+check "no virtio block device is bound any more" sh -c "! ls $VIRTIO/devices/*/block >/dev/null 2>&1"
+dmesg_clean "virtio backend: no kernel reports"
+kmemleak_clean "virtio backend: no kmemleak reports"
+echo "# virtio: $SECONDS s"
+summary
