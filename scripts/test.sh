@@ -98,15 +98,15 @@ fi
 # The virtio disks of a job's boot (scripts/vm-run.sh --disk): two raw files of 256 MiB in the
 # job's output directory (2 and 4 queues: the virtio backend's data tests, tests/vm/virtio.sh),
 # and two null-co ones (the harness's own check, tests/vm/virtio_disks.sh, which hot-unplugs
-# the last). Sets VM_OPTS for the next vm_job, VIRTIO_DISKS and VIRTIO_DATA for its guest.
+# the last; the first, of one queue, is virtio.sh's rq_affinity disk). Sets VM_OPTS for the next vm_job, VIRTIO_DISKS and VIRTIO_DATA for its guest.
 virtio_disks() {
 	local dir="$RUN_DIR/$1"
 	mkdir -p "$dir"
 	truncate -s 256M "$dir/vf0.img" "$dir/vf1.img"
 	VM_OPTS=(--disk "file=$dir/vf0.img,queues=2,serial=cxmq-c,id=vf0"
 		--disk "file=$dir/vf1.img,queues=4,serial=cxmq-d,id=vf1"
-		--disk null,queues=2,serial=cxmq-a,id=vd0 --disk null=256,queues=4,serial=cxmq-b,id=vd1)
-	VIRTIO_DISKS="vf0:2:cxmq-c vf1:4:cxmq-d vd0:2:cxmq-a vd1:4:cxmq-b"
+		--disk null,queues=1,serial=cxmq-a,id=vd0 --disk null=256,queues=4,serial=cxmq-b,id=vd1)
+	VIRTIO_DISKS="vf0:2:cxmq-c vf1:4:cxmq-d vd0:1:cxmq-a vd1:4:cxmq-b"
 	VIRTIO_DATA="vf0:2:cxmq-c:$dir/vf0.img vf1:4:cxmq-d:$dir/vf1.img"
 }
 
@@ -120,7 +120,7 @@ if [ $need_vm = 1 ] && [[ " $LAYERS " == *" vm "* ]]; then
 		CXMQ_VERIFY_SIZE=8m CXMQ_MERGE_SIZE=4m "CXMQ_MERGE_ONLY=io discard" CXMQ_POLL=0 CXMQ_TIMEOUT=0
 	virtio_disks test-kernel-4cpu
 	vm_job test-kernel-4cpu "$tkdir" 4 tests/vm/suite.sh virtio_disks.sh virtio.sh integration.sh mq.sh -- \
-		"CXMQ_KO_DIR=$tko" "CXMQ_VIRTIO_DISKS=$VIRTIO_DISKS" "CXMQ_VIRTIO_DATA=$VIRTIO_DATA" \
+		"CXMQ_KO_DIR=$tko" "CXMQ_VIRTIO_DISKS=$VIRTIO_DISKS" "CXMQ_VIRTIO_DATA=$VIRTIO_DATA" CXMQ_VIRTIO_AFFINITY=cxmq-a \
 		CXMQ_VIRTIO_SIZE=8M CXMQ_VIRTIO_FILES=50 CXMQ_FIO_RUNTIME=5 CXMQ_SKIP_PARAM_TESTS=1 CXMQ_VERIFY_SIZE=4m CXMQ_MERGE_ONLY=ext4 CXMQ_MERGE_FILES=500 \
 		CXMQ_SCHED=0 CXMQ_SHARED=0 CXMQ_POLL_SECONDS=2 CXMQ_POLL_SIZE=4m
 	log "layer vm: mq/ tree, configfs, runtime queue count, hotplug, lifetimes, leaks (shortened; full: scripts/scenarios.sh)"
@@ -130,7 +130,7 @@ if [ $need_vm = 1 ] && [[ " $LAYERS " == *" vm "* ]]; then
 		add "build: cxmq for Debian kernel" 1 0
 		virtio_disks debian-kernel-4cpu
 		vm_job debian-kernel-4cpu "$dkdir" 4 tests/vm/suite.sh virtio_disks.sh virtio.sh integration.sh mq.sh -- \
-			"CXMQ_KO_DIR=$dko" "CXMQ_VIRTIO_DISKS=$VIRTIO_DISKS" "CXMQ_VIRTIO_DATA=$VIRTIO_DATA" \
+			"CXMQ_KO_DIR=$dko" "CXMQ_VIRTIO_DISKS=$VIRTIO_DISKS" "CXMQ_VIRTIO_DATA=$VIRTIO_DATA" CXMQ_VIRTIO_AFFINITY=cxmq-a \
 			CXMQ_FIO_RUNTIME=5 CXMQ_VERIFY_SIZE=32m CXMQ_MERGE_SIZE=8m CXMQ_POLL_SECONDS=2 CXMQ_POLL_SIZE=4m
 		vm_job scenarios-debian-kernel-4cpu "$dkdir" 4 tests/vm/scenarios.sh "CXMQ_KO_DIR=$dko" CXMQ_SCEN_SECONDS=20 CXMQ_SCEN_CYCLES=200 CXMQ_SCEN_NULLB=1
 	else

@@ -98,6 +98,17 @@ int cxmq_os_cpu_present(cxmq_u32 cpu);
 int cxmq_os_cpu_to_node(cxmq_u32 cpu);
 cxmq_u32 cxmq_os_cpu_first_sibling(cxmq_u32 cpu); /* lowest-numbered SMT sibling of cpu */
 
+/* CPUs a and b share a last-level cache (cpus_share_cache): rq_affinity 1 completes locally. */
+int cxmq_os_cpus_share_cache(cxmq_u32 a, cxmq_u32 b);
+
+/* ---- completions moved to another CPU (rq_affinity: smp_call_function_single_async) ---- */
+struct cxmq_os_ipi;
+/* fn(arg, cpu) runs in hard IRQ context on `cpu` after cxmq_os_ipi_send(ipi, cpu); a send while
+ * one for that CPU is pending may be merged with it (fn then runs once for both). */
+struct cxmq_os_ipi *cxmq_os_ipi_create(void (*fn)(void *arg, cxmq_u32 cpu), void *arg);
+void cxmq_os_ipi_destroy(struct cxmq_os_ipi *ipi); /* waits for callbacks sent or running */
+void cxmq_os_ipi_send(struct cxmq_os_ipi *ipi, cxmq_u32 cpu);
+
 /* ---- NUMA nodes ---- */
 cxmq_u32 cxmq_os_nr_node_ids(void);         /* one past the highest possible node number */
 int cxmq_os_node_online(int node);          /* 0 for any number that is not an online node */
@@ -239,10 +250,14 @@ struct cxmq_limits {
 	cxmq_u32 max_discard_segments; /* queue/max_discard_segments */
 	cxmq_u32 max_write_zeroes_sectors;
 	cxmq_u32 nomerges;             /* queue/nomerges: 0 all, 1 the one-hit cache only, 2 none */
+	cxmq_u32 rq_affinity;          /* (the host tests' handle: what cxmq_os_queue_rq_affinity says) */
 };
 /* Reads the limits of `host` (the handle given to cxmq_queue_set_host) at this moment: the user
  * may change them while IO runs. */
 void cxmq_os_queue_limits(void *host, struct cxmq_limits *lim);
+/* queue/rq_affinity of `host` now: 0 complete where the interrupt lands, 1 on the submitting
+ * CPU unless the two share a cache (QUEUE_FLAG_SAME_COMP), 2 always there (SAME_FORCE). */
+int cxmq_os_queue_rq_affinity(void *host);
 
 /* ---- plugging (the submitting task's blk_plug) ---- */
 /* The current task's plug storage for `owner`: `size` bytes, zeroed when new, or NULL when the

@@ -246,6 +246,9 @@ int cxmq_queue_format_stats(struct cxmq_queue *q, char *buf, cxmq_size_t size)
 	o.put("unplug_batches: 1=%llu 2-3=%llu 4-7=%llu 8-15=%llu 16-31=%llu 32=%llu\n",
 	      ull(sizes[0]), ull(sizes[1]), ull(sizes[2]), ull(sizes[3]), ull(sizes[4]),
 	      ull(sizes[5]));
+	u64 local, moved;
+	qu.irq_completions(&local, &moved);
+	o.put("rq_affinity: local=%llu moved=%llu\n", ull(local), ull(moved));
 	qu.backend().show_stats(o);
 	return o.result();
 }

@@ -53,7 +53,7 @@ int Queue::init(const cxmq_dev_config &cfg)
 	max_hw_queues_ = max(max_hw_queues_, nr_hw_queues_);
 	nr_poll_ = min(cfg_.poll_queues, max_hw_queues_);
 	nr_hw_queues_ += nr_poll_;
-	if (!freeze_lock_.init())
+	if (!freeze_lock_.init() || init_remote())
 		return -CXMQ_ENOMEM;
 	freeze_wq_ = cxmq_os_waitq_create(cfg.home_node);
 	usage_ = cxmq_os_usage_create(usage_zero, this);
@@ -261,6 +261,7 @@ Queue::~Queue()
 		cxmq_os_free(ctxs_);
 	}
 	cxmq_os_free(cpu_map_);
+	free_remote();
 	if (timeout_work_)
 		cxmq_os_work_destroy(timeout_work_);
 	if (usage_)

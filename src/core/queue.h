@@ -157,6 +157,11 @@ public:
 	// Completes a request the backend owns: ends its bios, frees its tag (if a timeout ended
 	// its bios already: only frees it).
 	void end_request(Request &rq, cxmq_status status);
+	// The same from an interrupt, honouring rq_affinity (complete.cpp): on the submitting CPU,
+	// moved there by an IPI, when queue/rq_affinity asks. Takes rq.llnode and backend_status.
+	void complete_irq(Request &rq, cxmq_status status);
+	// Completions complete_irq did where it ran, and moved to the submitter.
+	void irq_completions(u64 *local, u64 *moved) const;
 	// io_timeout (milliseconds): for requests started from now on.
 	u32 io_timeout() const { return load_relaxed(io_timeout_ms_); }
 	int set_io_timeout(const char *text);
@@ -250,6 +255,11 @@ private:
 	void expire(HwQueue &hctx, Request &rq, u64 w, u32 now, bool *pending);
 	static void timeout_work_fn(void *arg);
 	void end_timed_out(Request &rq);
+	// complete.cpp
+	int init_remote();
+	void free_remote();
+	bool complete_remote(Request &rq, u32 cpu);
+	static void remote_fn(void *arg, u32 cpu);
 	void complete_request(Request &rq, cxmq_status status);
 	void free_request(Request &rq);
 	void restart_after_free(HwQueue &hctx);
@@ -289,6 +299,14 @@ private:
 	u32 timeout_units_ = 0;       // the same in deadline units (timeout.h)
 	u32 timeout_armed_ = 0;       // the timeout work is scheduled, or will look again
 	cxmq_os_work *timeout_work_ = nullptr;
+	// complete.cpp: per CPU, completions moved there and the counts of complete_irq
+	struct alignas(kCacheLine) RemoteDone {
+		LList list;
+		u64 local = 0;  // completed where complete_irq ran
+		u64 moved = 0;  // sent from here to the submitting CPU
+	};
+	RemoteDone *remote_ = nullptr;
+	cxmq_os_ipi *ipi_ = nullptr;
 	TagSet *set_ = nullptr;       // shared tags: the set joined
 	bool joined_ = false;
 };

@@ -189,13 +189,15 @@ struct LListNode {
 
 class LList {
 public:
-	void push(LListNode *n)
+	// Returns true when the list was empty (llist_add: the one who must wake the consumer).
+	bool push(LListNode *n)
 	{
 		LListNode *head = load_relaxed(head_);
 		do {
 			n->next = head;
 		} while (!__atomic_compare_exchange_n(&head_, &head, n, true, __ATOMIC_RELEASE,
 						      __ATOMIC_RELAXED));
+		return head == nullptr;
 	}
 	// Takes every node, oldest first.
 	LListNode *take_all_fifo()

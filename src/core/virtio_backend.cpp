@@ -393,7 +393,7 @@ void VirtioBackend::end_list(List &done)
 				 : r.status == kStatusUnsupp ? CXMQ_STS_NOTSUPP
 							     : CXMQ_STS_IOERR;
 		unprepare(rq);
-		queue_->end_request(rq, st);
+		queue_->complete_irq(rq, st); // (polled requests complete where they are)
 	}
 }
 

@@ -366,6 +366,8 @@ struct cxmq_dev *cxmq_dev_create_hw(const struct cxmq_dev_config *cfg, struct cx
 	blk_queue_flag_set(QUEUE_FLAG_NOWAIT, disk->queue);
 	/* /proc/diskstats: each bio is accounted (bio_start_io_acct/bio_end_io_acct) */
 	blk_queue_flag_set(QUEUE_FLAG_IO_STAT, disk->queue);
+	/* queue/rq_affinity 1, blk-mq's default (a bio-based queue starts at 0) */
+	blk_queue_flag_set(QUEUE_FLAG_SAME_COMP, disk->queue);
 	cxmq_update_poll_flag(dev);
 	if (hw)
 		hw->setup_disk(hw, disk);

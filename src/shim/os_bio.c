@@ -180,3 +180,12 @@ void *cxmq_os_plug(void *owner, cxmq_size_t size, void (*unplug)(void *storage, 
 	p->unplug = unplug;
 	return p->storage;
 }
+
+int cxmq_os_queue_rq_affinity(void *host)
+{
+	struct request_queue *q = host;
+
+	if (!test_bit(QUEUE_FLAG_SAME_COMP, &q->queue_flags))
+		return 0;
+	return test_bit(QUEUE_FLAG_SAME_FORCE, &q->queue_flags) ? 2 : 1;
+}

@@ -18,6 +18,7 @@
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
+#include <linux/smp.h>
 #include <linux/spinlock.h>
 #include <linux/topology.h>
 #include <linux/wait.h>
@@ -573,4 +574,74 @@ void cxmq_os_timer_destroy(struct cxmq_os_timer *t)
 void cxmq_os_timer_start(struct cxmq_os_timer *t, cxmq_u64 nsec)
 {
 	hrtimer_start(&t->timer, ns_to_ktime(nsec), HRTIMER_MODE_REL);
+}
+
+/*
+ * cpus_share_cache is not exported to modules in 6.1 (nor is x86's cpu_llc_shared_map): CPUs of
+ * one die are taken as sharing the last-level cache, which they do on Intel parts and in these
+ * VMs; on parts with several L3s a die (AMD's CCXs) rq_affinity 1 moves fewer completions than
+ * blk-mq's.
+ */
+int cxmq_os_cpus_share_cache(cxmq_u32 a, cxmq_u32 b)
+{
+	return a == b || cpumask_test_cpu(b, topology_die_cpumask(a));
+}
+
+/* ---- completions moved to another CPU ---- */
+struct cxmq_os_ipi {
+	void (*fn)(void *arg, cxmq_u32 cpu);
+	void *arg;
+	atomic_t pending;          /* sent and not yet run to their end */
+	call_single_data_t *csd;   /* one per possible CPU */
+};
+
+static void cxmq_ipi_fn(void *info)
+{
+	struct cxmq_os_ipi *ipi = info;
+
+	ipi->fn(ipi->arg, smp_processor_id());
+	atomic_dec(&ipi->pending); /* the last touch */
+}
+
+struct cxmq_os_ipi *cxmq_os_ipi_create(void (*fn)(void *arg, cxmq_u32 cpu), void *arg)
+{
+	struct cxmq_os_ipi *ipi = kzalloc(sizeof(*ipi), GFP_KERNEL);
+	unsigned int cpu;
+
+	if (!ipi)
+		return NULL;
+	ipi->csd = kcalloc(nr_cpu_ids, sizeof(*ipi->csd), GFP_KERNEL);
+	if (!ipi->csd) {
+		kfree(ipi);
+		return NULL;
+	}
+	ipi->fn = fn;
+	ipi->arg = arg;
+	atomic_set(&ipi->pending, 0);
+	for (cpu = 0; cpu < nr_cpu_ids; cpu++)
+		INIT_CSD(&ipi->csd[cpu], cxmq_ipi_fn, ipi);
+	return ipi;
+}
+
+void cxmq_os_ipi_destroy(struct cxmq_os_ipi *ipi)
+{
+	if (!ipi)
+		return;
+	while (atomic_read(&ipi->pending))
+		msleep(1);
+	kfree(ipi->csd);
+	kfree(ipi);
+}
+
+/* As blk_mq_complete_send_ipi; a CPU that went offline since the caller looked: run it here. */
+void cxmq_os_ipi_send(struct cxmq_os_ipi *ipi, cxmq_u32 cpu)
+{
+	int ret;
+
+	atomic_inc(&ipi->pending);
+	ret = smp_call_function_single_async(cpu, &ipi->csd[cpu]);
+	if (ret) /* -EBUSY: queued already, it runs for this one too */
+		atomic_dec(&ipi->pending);
+	if (ret == -ENXIO)
+		ipi->fn(ipi->arg, cpu);
 }

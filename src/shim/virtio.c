@@ -173,8 +173,6 @@ static void cxmq_virtio_setup_disk(struct cxmq_hw *hw, struct gendisk *disk)
 		virtio_cread(vdev, struct virtio_blk_config, max_write_zeroes_sectors, &v);
 		blk_queue_max_write_zeroes_sectors(q, v ? v : UINT_MAX);
 	}
-	/* blk-mq's default, which a bio-based queue does not get */
-	blk_queue_flag_set(QUEUE_FLAG_SAME_COMP, q);
 	virtio_device_ready(vdev); /* add_disk reads the partition table */
 }
 

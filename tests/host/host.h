@@ -214,7 +214,8 @@ struct FakeVq {
 	uint32_t size;
 	std::vector<VqEntry> avail; // put on the ring, not used yet, oldest first
 	std::vector<void *> used;   // used, not yet taken by get_buf
-	uint64_t adds = 0, kick_prepares = 0, full = 0;
+	uint64_t adds = 0, kick_prepares = 0;
+	std::atomic<uint64_t> full{0};
 	std::atomic<uint64_t> notifies{0};
 	// Requests added; added by the last kick_prepare that answered "notify"; seen by the device
 	// (added before the last notify's prepare): all added are seen once the core has rung.
@@ -225,6 +226,12 @@ struct FakeVq {
 	std::atomic<int> in_call{0}; // the core's calls running now (more than one is reported)
 	std::mutex m;                // the ring's own consistency (the device's side runs alone)
 	uint32_t in_flight() const { return uint32_t(avail.size() + used.size()); }
+	// For a test while the core may run elsewhere (a queue run from a work item).
+	size_t avail_count()
+	{
+		std::lock_guard<std::mutex> g(m);
+		return avail.size();
+	}
 	// Makes the oldest n requests used, writing status into each; returns how many.
 	uint32_t complete(uint32_t n = ~0u, uint8_t status = 0);
 };

@@ -2063,6 +2063,12 @@ void cxmq_os_queue_limits(void *host, struct cxmq_limits *lim)
 	lim->nomerges = __atomic_load_n(&l->nomerges, __ATOMIC_RELAXED);
 }
 
+int cxmq_os_queue_rq_affinity(void *host)
+{
+	return int(__atomic_load_n(&static_cast<const cxmq_limits *>(host)->rq_affinity,
+				   __ATOMIC_RELAXED));
+}
+
 void *cxmq_os_plug(void *owner, cxmq_size_t size, void (*unplug)(void *storage, int from_schedule))
 {
 	if (!t_plug.held)

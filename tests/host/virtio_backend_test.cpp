@@ -183,14 +183,14 @@ TEST_F(Virtio, AFullRingIsBusyAndCompletionsRestartTheQueue)
 	auto bios = make_bios(6);
 	for (int i = 0; i < 6; i++)
 		submit_range(v.q, bios[i], CXMQ_OP_READ, 64 * i, 8); // not contiguous: no merges
-	EXPECT_EQ(v.vq().avail.size(), 2u);
+	EXPECT_EQ(v.vq().avail_count(), 2u);
 	EXPECT_GE(v.vq().full, 1u);
 	EXPECT_EQ(v.vq().seen_total.load(), v.vq().added_total.load())
 		<< "a request on the ring that the device was never told of";
 	for (int round = 0; round < 3; round++) {
 		v.device_done();
 		ASSERT_TRUE(eventually([&] {
-			return v.vq().avail.size() == 2u || bios[5].ends.load() == 1;
+			return v.vq().avail_count() == 2u || bios[5].ends.load() == 1;
 		}));
 	}
 	v.device_done();
@@ -207,13 +207,13 @@ TEST_F(Virtio, ANextStepThatFindsTheRingFullWaitsForRoom)
 	auto bios = make_bios(2);
 	submit_write(v.q, bios[0], 0, 8, CXMQ_BIO_FUA);
 	submit_range(v.q, bios[1], CXMQ_OP_READ, 64, 8); // waits: the ring is full
-	ASSERT_EQ(v.vq().avail.size(), 1u);
+	ASSERT_EQ(v.vq().avail_count(), 1u);
 	EXPECT_EQ(v.vq().avail[0].type, VirtioBackend::kTypeOut);
 	v.device_done(); // the write is done: its flush goes on (or the read first)
-	ASSERT_TRUE(eventually([&] { return v.vq().avail.size() == 1u; }));
+	ASSERT_TRUE(eventually([&] { return v.vq().avail_count() == 1u; }));
 	for (int i = 0; i < 4 && !(bios[0].ends.load() && bios[1].ends.load()); i++) {
 		v.device_done();
-		eventually([&] { return !v.vq().avail.empty() || (bios[0].ends && bios[1].ends); },
+		eventually([&] { return v.vq().avail_count() || (bios[0].ends && bios[1].ends); },
 			   std::chrono::milliseconds(500));
 	}
 	EXPECT_EQ(bios[0].status.load(), CXMQ_STS_OK);
@@ -423,6 +423,83 @@ TEST_F(Virtio, SubmittersRaceTheInterrupt)
 		EXPECT_TRUE(v.vq(i).avail.empty());
 		EXPECT_EQ(v.vq(i).seen_total.load(), v.vq(i).added_total.load()) << i;
 	}
+}
+
+// queue/rq_affinity (complete.cpp): the interrupt lands on CPU 0, the request came from CPU 1.
+uint32_t end_cpu_with(uint32_t rq_affinity, bool share_cache, uint32_t flags, uint64_t *moved)
+{
+	Topology t = simple_topology(2);
+	if (!share_cache)
+		t.node = {0, 1};
+	set_topology(t);
+	VirtioQueue v(1);
+	v.lim.rq_affinity = rq_affinity;
+	auto bios = make_bios(1);
+	set_this_cpu(1);
+	submit_range(v.q, bios[0], CXMQ_OP_READ, 0, 8, flags);
+	set_this_cpu(0);
+	v.vq().complete();
+	cxmq_queue_vq_done(v.q, 0);
+	EXPECT_TRUE(wait_ended(bios[0]));
+	EXPECT_EQ(bios[0].status.load(), CXMQ_STS_OK);
+	uint64_t local = 0;
+	Q(v.q).irq_completions(&local, moved);
+	EXPECT_EQ(local + *moved, 1u);
+	return bios[0].end_cpu.load();
+}
+
+TEST_F(Virtio, RqAffinityMovesCompletionsToTheSubmitterAsAsked)
+{
+	uint64_t moved = 0;
+	EXPECT_EQ(end_cpu_with(0, false, 0, &moved), 0u) << "0: where the interrupt landed";
+	EXPECT_EQ(moved, 0u);
+	EXPECT_EQ(end_cpu_with(1, true, 0, &moved), 0u) << "1, a shared cache: locally";
+	EXPECT_EQ(moved, 0u);
+	EXPECT_EQ(end_cpu_with(1, false, 0, &moved), 1u) << "1, no shared cache: the submitter";
+	EXPECT_EQ(moved, 1u);
+	EXPECT_EQ(end_cpu_with(2, true, 0, &moved), 1u) << "2: always the submitter";
+	EXPECT_EQ(moved, 1u);
+}
+
+TEST_F(Virtio, RqAffinityLeavesAnOfflineSubmittersCompletionWhereItIs)
+{
+	Topology t = simple_topology(2);
+	set_topology(t);
+	VirtioQueue v(1);
+	v.lim.rq_affinity = 2;
+	auto bios = make_bios(1);
+	set_this_cpu(1);
+	submit_range(v.q, bios[0], CXMQ_OP_READ, 0, 8);
+	t.online[1] = false;
+	set_topology(t);
+	set_this_cpu(0);
+	v.device_done();
+	EXPECT_EQ(bios[0].end_cpu.load(), 0u);
+	uint64_t local = 0, moved = 0;
+	Q(v.q).irq_completions(&local, &moved);
+	EXPECT_EQ(local, 1u);
+}
+
+TEST_F(Virtio, ManyCompletionsMovedAtOnceAllEnd)
+{
+	Topology t = simple_topology(4);
+	set_topology(t);
+	VirtioQueue v(1, 0, CXMQ_VIRTIO_FLUSH, 256, 128);
+	v.lim.rq_affinity = 2;
+	auto bios = make_bios(100);
+	for (int i = 0; i < 100; i++) {
+		set_this_cpu(1 + i % 3);
+		submit_range(v.q, bios[i], CXMQ_OP_READ, 64 * i, 8);
+	}
+	set_this_cpu(0);
+	v.device_done();
+	for (int i = 0; i < 100; i++) {
+		ASSERT_TRUE(wait_ended(bios[i])) << i;
+		EXPECT_EQ(bios[i].end_cpu.load(), uint32_t(1 + i % 3)) << i;
+	}
+	uint64_t local = 0, moved = 0;
+	Q(v.q).irq_completions(&local, &moved);
+	EXPECT_EQ(moved, 100u);
 }
 
 } // namespace

@@ -99,6 +99,42 @@ if command -v mkfs.ext4 >/dev/null && grep -qw ext4 /proc/filesystems; then
 	fi
 fi
 
+# rq_affinity on a one-queue disk (CXMQ_VIRTIO_AFFINITY names it by serial), the submitter on
+# another CPU than the one its interrupt lands on: 0 completes there, 2 on the submitter, 1 on
+# the submitter unless the two share a cache (CPUs of one die: topology/die_cpus_list)
+C=
+[ -n "${CXMQ_VIRTIO_AFFINITY:-}" ] && C=$(cxmq_disk_of "$CXMQ_VIRTIO_AFFINITY")
+if [ -n "$C" ] && [ "$CXMQ_CPUS" -ge 2 ]; then
+	vc=$(virtio_of $C)
+	irqs() { awk -v n="$vc-req.0" -v c="$CXMQ_CPUS" '$NF == n { for (i = 2; i <= c + 1; i++) printf "%s ", $i }' /proc/interrupts; }
+	rqa() { grep "^rq_affinity:" /sys/kernel/debug/cxmq/$C/stats | grep -o "$1=[0-9]*" | cut -d= -f2; }
+	read -r -a before <<<"$(irqs)"
+	dd if=/dev/$C of=/dev/null bs=4k count=200 iflag=direct status=none
+	read -r -a after <<<"$(irqs)"
+	irqcpu=-1 best=0
+	for ((i = 0; i < ${#after[@]}; i++)); do
+		dlt=$(( ${after[$i]} - ${before[$i]:-0} )); [ $dlt -gt $best ] && best=$dlt irqcpu=$i
+	done
+	check "$C ($vc): 1 hardware queue, its interrupt on CPU $irqcpu" 		test "$(ls /sys/block/$C/mq | wc -l)" = 1 -a $irqcpu -ge 0
+	sub=$(( (irqcpu + 1) % CXMQ_CPUS ))
+	check "queue/rq_affinity starts at blk-mq's 1" test "$(cat /sys/block/$C/queue/rq_affinity)" = 1
+	die=$(cat /sys/devices/system/cpu/cpu$irqcpu/topology/die_cpus_list 2>/dev/null)
+	share=0; python3 -c "import sys; r=set()
+for p in sys.argv[1].split(','):
+    a,_,b=p.partition('-'); r.update(range(int(a), int(b or a)+1))
+sys.exit(0 if int(sys.argv[2]) in r else 1)" "${die:-$irqcpu}" $sub && share=1
+	for mode in 0 1 2; do
+		echo $mode > /sys/block/$C/queue/rq_affinity
+		l0=$(rqa local) m0=$(rqa moved)
+		taskset -c $sub dd if=/dev/$C of=/dev/null bs=4k count=400 iflag=direct status=none
+		l=$(( $(rqa local) - l0 )) m=$(( $(rqa moved) - m0 ))
+		if [ $mode = 0 ] || { [ $mode = 1 ] && [ $share = 1 ]; }; then want=local; else want=moved; fi
+		if [ $want = local ]; then ok=$([ $m = 0 ] && [ $l -ge 400 ] && echo y); else ok=$([ $l = 0 ] && [ $m -ge 400 ] && echo y); fi
+		check "rq_affinity $mode, submitter CPU $sub, interrupt CPU $irqcpu (share a cache: $share): 400 reads, local $l, moved $m ($want)" 			test "$ok" = y
+	done
+	echo 1 > /sys/block/$C/queue/rq_affinity
+fi
+
 # data written through cxmq, read back through the kernel's virtio_blk and in the host's file
 IFS=: read -r _ _ serialA fileA <<<"${specs[0]}"
 dd if=/dev/urandom of=/tmp/virtio-pattern bs=1M count=4 status=none
