@@ -16,14 +16,18 @@
 #   L nullb-poll  B with poll_queues=1
 #   M cxmq-shared  A with nr_devices=2 shared_tags=1 (two devices, one tag set)
 #   N nullb-shared B with nr_devices=2 shared_tags=1
+#   O cxmq-virtio  insmod cxmq.ko nr_devices=0, a virtio-blk disk bound to it (QEMU null-co, a
+#                  queue per vCPU, attached with --disk when a virtio target is selected)
+#   P virtio-blk   the kernel's virtio_blk on an identical disk of its own (scheduler none)
 # Jobs (fio, direct=1, iodepth 32, one job per vCPU, time based), each on the targets listed:
 #   randread         4k randread, io_uring                                   all but K, L
-#   randread-libaio  4k randread, libaio                                     cxmq, floor, G-J
+#   randread-libaio  4k randread, libaio                                     cxmq, floor, G-J, O, P
 #   seqwrite         4k sequential write, libaio, batch submit/complete 16,   cxmq, nullb-mq
 #                    each job on its own region (null_blk without a scheduler)
 #   poll-qd1         4k randread, io_uring --hipri (polled), iodepth 1        K, L
 #   poll-qd32        the same at iodepth 32                                   K, L
 #   shared           4k randread, io_uring, each job over both devices        M, N
+#   randread-qd1     4k randread, io_uring, iodepth 1, one job (latency)      O, P
 # round 1: A B C D E F, round 2: A B C D E F, ...; each target is loaded before its turn, runs
 # its jobs one after the other and is unloaded; D and E are filled once per load before their
 # timed job. A target whose module does not load (or lacks a parameter) is "unavailable" and the
@@ -33,7 +37,8 @@
 # cxmq/floor (io_uring and libaio), seqwrite cxmq/null_blk-mq, and for the schedulers
 # cxmq+S/null_blk-mq+S (mq-deadline, kyber; io_uring and libaio) and what S costs each against
 # its own none (cxmq+S/cxmq, null_blk+S/null_blk-mq), polled cxmq/null_blk-mq at QD1 and QD32,
-# two devices sharing tags cxmq/null_blk (total IOPS);
+# two devices sharing tags cxmq/null_blk (total IOPS), virtio cxmq/virtio_blk (io_uring, libaio,
+# QD1);
 # keeps every round's fio JSON
 # and the table in the output directory. Measures only: exits non-zero only if the VM or the
 # whole run failed.
@@ -41,7 +46,7 @@
 # usage: bench.sh [--kernel debian|test|DIR] [--cpus N] [--rounds N] [--runtime S]
 #                 [--targets "cxmq nullb-mq nullb-bio cxmq-mem brd floor cxmq-dl nullb-dl
 #                             cxmq-kyber nullb-kyber cxmq-poll nullb-poll cxmq-shared
-#                             nullb-shared"]
+#                             nullb-shared cxmq-virtio virtio-blk"]
 #                 [--jobs "randread randread-libaio seqwrite poll-qd1 poll-qd32 shared"] [--mem MB]
 #                 [--out DIR]
 # Environment: CXMQ_CPUS (vCPUs, default 2), CXMQ_CACHE.
@@ -51,7 +56,7 @@ cd "$CXMQ_ROOT"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 kernel=debian cpus=${CXMQ_CPUS:-2} rounds=3 runtime=10 mem=3072 out=
-targets="cxmq nullb-mq nullb-bio cxmq-mem brd floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber cxmq-poll nullb-poll cxmq-shared nullb-shared"
+targets="cxmq nullb-mq nullb-bio cxmq-mem brd floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber cxmq-poll nullb-poll cxmq-shared nullb-shared cxmq-virtio virtio-blk"
 jobs="randread randread-libaio seqwrite poll-qd1 poll-qd32 shared"
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -71,21 +76,23 @@ for v in cpus rounds runtime mem; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "--$v wants a positive integer, not '${!v}'"
 done
 for t in $targets; do
-	case $t in cxmq|nullb-mq|nullb-bio|cxmq-mem|brd|floor|cxmq-dl|nullb-dl|cxmq-kyber|nullb-kyber|cxmq-poll|nullb-poll|cxmq-shared|nullb-shared) ;;
+	case $t in cxmq|nullb-mq|nullb-bio|cxmq-mem|brd|floor|cxmq-dl|nullb-dl|cxmq-kyber|nullb-kyber|cxmq-poll|nullb-poll|cxmq-shared|nullb-shared|cxmq-virtio|virtio-blk) ;;
 	*) die "unknown target $t" ;; esac
 done
 # job_on JOB TARGET: whether JOB is measured on TARGET (as in tests/vm/bench.sh)
 job_on() {
 	case $1 in
 	randread) [[ " cxmq-poll nullb-poll cxmq-shared nullb-shared " != *" $2 "* ]] ;;
-	randread-libaio) [[ " cxmq floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber " == *" $2 "* ]] ;;
+	randread-libaio) [[ " cxmq floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber cxmq-virtio virtio-blk " == *" $2 "* ]] ;;
 	seqwrite) [[ " cxmq nullb-mq " == *" $2 "* ]] ;;
 	poll-qd1|poll-qd32) [[ " cxmq-poll nullb-poll " == *" $2 "* ]] ;;
 	shared) [[ " cxmq-shared nullb-shared " == *" $2 "* ]] ;;
+	randread-qd1) [[ " cxmq-virtio virtio-blk " == *" $2 "* ]] ;;
 	*) return 1 ;;
 	esac
 }
-for j in $jobs; do job_on "$j" cxmq || job_on "$j" cxmq-poll || job_on "$j" cxmq-shared || die "unknown job $j"; done
+for j in $jobs; do job_on "$j" cxmq || job_on "$j" cxmq-poll || job_on "$j" cxmq-shared ||
+	job_on "$j" cxmq-virtio || die "unknown job $j"; done
 [ -n "$targets" ] && [ -n "$jobs" ] || die "no target or no job selected"
 # how many timed fio runs a round has; the targets that run at least one
 npairs=0 loaded=
@@ -106,7 +113,12 @@ test) kdir=$(scripts/build-test-kernel.sh)
 esac
 # only the modules a selected target needs
 ko= floorko=
-if grep -qE '(^| )cxmq(-mem|-dl|-kyber|-poll|-shared)?( |$)' <<<"$loaded"; then ko=$(scripts/build-module.sh "$kdir"); fi
+if grep -qE '(^| )cxmq(-mem|-dl|-kyber|-poll|-shared|-virtio)?( |$)' <<<"$loaded"; then ko=$(scripts/build-module.sh "$kdir"); fi
+# the virtio targets' two identical disks (QEMU null-co, 16 GiB, a queue per vCPU)
+vdisks=()
+if grep -qE '(^| )(cxmq-virtio|virtio-blk)( |$)' <<<"$loaded"; then
+	vdisks=(--disk "null=16384,queues=$cpus,serial=bench-a,id=ba" --disk "null=16384,queues=$cpus,serial=bench-b,id=bb")
+fi
 if grep -qE '(^| )floor( |$)' <<<"$loaded"; then floorko=$(bench/floor/build.sh "$kdir"); fi
 
 [ -n "$out" ] || out=$(mktemp -d "${TMPDIR:-/tmp}/cxmq-bench.XXXXXX")
@@ -141,7 +153,7 @@ sampler() {
 }
 sampler & spid=$!
 set +e
-scripts/vm-run.sh --kernel "$kdir" --cpus "$cpus" --mem "$mem" --timeout "$timeout" --out "$out" \
+scripts/vm-run.sh --kernel "$kdir" --cpus "$cpus" --mem "$mem" --timeout "$timeout" --out "$out" "${vdisks[@]}" \
 	--env CXMQ_KO_DIR="$ko" --env CXMQ_FLOOR_KO_DIR="$floorko" --env CXMQ_BENCH_ROUNDS="$rounds" \
 	--env CXMQ_BENCH_RUNTIME="$runtime" --env CXMQ_BENCH_TARGETS="$targets" \
 	--env CXMQ_BENCH_JOBS="$jobs" tests/vm/bench.sh
@@ -159,14 +171,17 @@ NAMES = {"cxmq": ("A", "cxmq"), "nullb-mq": ("B", "null_blk mq"), "nullb-bio": (
          "cxmq-dl": ("G", "cxmq mq-dl"), "nullb-dl": ("H", "null_blk mq-dl"),
          "cxmq-kyber": ("I", "cxmq kyber"), "nullb-kyber": ("J", "null_blk kyber"),
          "cxmq-poll": ("K", "cxmq polled"), "nullb-poll": ("L", "null_blk polled"),
-         "cxmq-shared": ("M", "cxmq shared x2"), "nullb-shared": ("N", "null_blk shared x2")}
+         "cxmq-shared": ("M", "cxmq shared x2"), "nullb-shared": ("N", "null_blk shared x2"),
+         "cxmq-virtio": ("O", "cxmq virtio"), "virtio-blk": ("P", "virtio_blk")}
 # job -> (description, fio's side of the JSON, the targets it runs on: None for every one)
 POLLED = ("cxmq-poll", "nullb-poll")
 SHARED = ("cxmq-shared", "nullb-shared")
+VIRTIO = ("cxmq-virtio", "virtio-blk")
 JOBS = {"randread": ("4k randread, io_uring, direct=1, iodepth=32", "read",
                      tuple(t for t in NAMES if t not in POLLED + SHARED)),
         "randread-libaio": ("4k randread, libaio, direct=1, iodepth=32", "read",
-                            ("cxmq", "floor", "cxmq-dl", "nullb-dl", "cxmq-kyber", "nullb-kyber")),
+                            ("cxmq", "floor", "cxmq-dl", "nullb-dl", "cxmq-kyber", "nullb-kyber") + VIRTIO),
+        "randread-qd1": ("4k randread, io_uring, direct=1, iodepth=1, one job", "read", VIRTIO),
         "seqwrite": ("4k sequential write, libaio, direct=1, iodepth=32, batch submit/complete 16, "
                      "a region per job", "write", ("cxmq", "nullb-mq")),
         "poll-qd1": ("4k randread, io_uring --hipri (polled), direct=1, iodepth=1", "read", POLLED),
@@ -362,7 +377,10 @@ for j, a, b, name in (("randread", "cxmq", "nullb-mq", "cxmq / null_blk-mq"),
                       ("randread", "nullb-kyber", "nullb-mq", "null_blk: kyber / none"),
                       ("poll-qd1", "cxmq-poll", "nullb-poll", "polled QD1: cxmq / null_blk-mq"),
                       ("poll-qd32", "cxmq-poll", "nullb-poll", "polled QD32: cxmq / null_blk-mq"),
-                      ("shared", "cxmq-shared", "nullb-shared", "shared tags x2: cxmq / null_blk")):
+                      ("shared", "cxmq-shared", "nullb-shared", "shared tags x2: cxmq / null_blk"),
+                      ("randread", "cxmq-virtio", "virtio-blk", "virtio: cxmq / virtio_blk"),
+                      ("randread-libaio", "cxmq-virtio", "virtio-blk", "virtio: cxmq / virtio_blk, libaio"),
+                      ("randread-qd1", "cxmq-virtio", "virtio-blk", "virtio QD1: cxmq / virtio_blk")):
     if j not in jobs or a not in targets or b not in targets:
         continue
     ra, rb = data.get((a, j)), data.get((b, j))

@@ -18,19 +18,20 @@ KO=${CXMQ_KO_DIR:-}/cxmq.ko
 FLOOR_KO=${CXMQ_FLOOR_KO_DIR:-}/cxmq_floor.ko
 ROUNDS=${CXMQ_BENCH_ROUNDS:-3}
 RUNTIME=${CXMQ_BENCH_RUNTIME:-10}
-TARGETS=${CXMQ_BENCH_TARGETS:-cxmq nullb-mq nullb-bio cxmq-mem brd floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber cxmq-poll nullb-poll cxmq-shared nullb-shared}
+TARGETS=${CXMQ_BENCH_TARGETS:-cxmq nullb-mq nullb-bio cxmq-mem brd floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber cxmq-poll nullb-poll cxmq-shared nullb-shared cxmq-virtio virtio-blk}
 JOBS=${CXMQ_BENCH_JOBS:-randread randread-libaio seqwrite poll-qd1 poll-qd32 shared}
 N=$(nproc)
 OUT=$CXMQ_OUT
 mkdir -p "$OUT/raw" "$OUT/unavailable" "$OUT/targets"
 printf 'target\tjob\tround\tstatus\tload_s\tprefill_s\tfio_s\tiou_wrk\tnote\n' > "$OUT/rounds.tsv"
 
+declare -A VIRTIO_DEV # serial -> virtioN (the virtio targets' disks)
 # target -> loader (insmod FILE K | modprobe NAME), module name, parameters, device, prefill?,
 # the kernel's IO scheduler to set in queue/scheduler after loading (blk-mq targets)
 spec() {
 	local cx="irqmode=0 submit_queues=$N hw_queue_depth=64 gb=16"
 	local nb="queue_mode=2 irqmode=0 submit_queues=$N hw_queue_depth=64 gb=16 nr_devices=1"
-	S=
+	S= V=
 	case $1 in
 	cxmq)      L=ko  K=$KO  M=cxmq     P="$cx" D=cxmq0  F=0 ;;
 	nullb-mq)  L=mod K=     M=null_blk P="$nb" D=nullb0 F=0 ;;
@@ -47,6 +48,9 @@ spec() {
 	# two devices sharing one tag set (the shared job drives both)
 	cxmq-shared) L=ko K=$KO M=cxmq     P="$cx nr_devices=2 shared_tags=1" D=cxmq0 F=0 ;;
 	nullb-shared) L=mod K=  M=null_blk P="${nb% nr_devices=1} nr_devices=2 shared_tags=1" D=nullb0 F=0 ;;
+	# two identical virtio disks, one for each driver (V: the one bound after loading)
+	cxmq-virtio) L=ko K=$KO M=cxmq     P="nr_devices=0" D=cxmq0 F=0 V=${VIRTIO_DEV[bench-a]:-} ;;
+	virtio-blk) L=mod K=    M=virtio_blk P= D=vda F=0 V=${VIRTIO_DEV[bench-b]:-} ;;
 	*) return 1 ;;
 	esac
 }
@@ -56,14 +60,16 @@ for t in $TARGETS; do spec "$t" || { echo "bench: unknown target $t"; exit 2; };
 job_on() {
 	case $1 in
 	randread) [[ " cxmq-poll nullb-poll cxmq-shared nullb-shared " != *" $2 "* ]] ;;
-	randread-libaio) [[ " cxmq floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber " == *" $2 "* ]] ;;
+	randread-libaio) [[ " cxmq floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber cxmq-virtio virtio-blk " == *" $2 "* ]] ;;
 	seqwrite) [[ " cxmq nullb-mq " == *" $2 "* ]] ;;
 	poll-qd1|poll-qd32) [[ " cxmq-poll nullb-poll " == *" $2 "* ]] ;;
 	shared) [[ " cxmq-shared nullb-shared " == *" $2 "* ]] ;;
+	randread-qd1) [[ " cxmq-virtio virtio-blk " == *" $2 "* ]] ;;
 	*) return 1 ;;
 	esac
 }
 for j in $JOBS; do job_on "$j" cxmq || job_on "$j" cxmq-poll || job_on "$j" cxmq-shared ||
+	job_on "$j" cxmq-virtio ||
 	{ echo "bench: unknown job $j"; exit 2; }; done
 
 # fio_args JOB: the job's fio options (less the file, runtime and output)
@@ -85,6 +91,9 @@ fio_args() {
 		# IORING_SETUP_IOPOLL: every IO polled on the device's poll queue
 		echo --name=poll --rw=randread --bs=4k --direct=1 --ioengine=io_uring --hipri \
 			--iodepth="${1#poll-qd}" --numjobs="$N" --norandommap --randrepeat=0 ;;
+	randread-qd1)
+		echo --name=qd1 --rw=randread --bs=4k --direct=1 --ioengine=io_uring --iodepth=1 \
+			--numjobs=1 --norandommap --randrepeat=0 ;;
 	shared)
 		# both devices of the set (each job round-robin over the two): this --filename wins
 		echo --name=shared --filename="/dev/$D:/dev/${D%0}1" --rw=randread --bs=4k \
@@ -143,6 +152,13 @@ load() {
 			return 1
 		fi
 	done
+	if [ -n "$V" ] || [[ $t == *virtio* ]]; then # bind the target's own virtio disk
+		if [ -z "$V" ] || ! echo "$V" > "/sys/bus/virtio/drivers/$M/bind" 2>/tmp/bind.err; then
+			echo "cannot bind virtio disk '${V:-none found}' to $M: $(cat /tmp/bind.err 2>/dev/null)" > /tmp/load.err
+			rmmod "$M" 2>/dev/null
+			return 1
+		fi
+	fi
 	for _ in $(seq 100); do [ -b "/dev/$D" ] && break; sleep 0.1; done
 	if [ ! -b "/dev/$D" ]; then
 		echo "loaded, but /dev/$D did not appear" > /tmp/load.err
@@ -226,6 +242,22 @@ counters() {
 	fi
 	echo "merge $1: $m"
 }
+
+# The virtio targets' disks, by serial: virtio_blk names them once, then nothing binds by itself
+if [[ " $TARGETS " == *" cxmq-virtio "* || " $TARGETS " == *" virtio-blk "* ]]; then
+	modp virtio_blk 2>/dev/null
+	for _ in $(seq 50); do ls /sys/block/vd* >/dev/null 2>&1 && break; sleep 0.1; done
+	sleep 0.5
+	for b in /sys/block/vd*; do
+		[ -e "$b/serial" ] || continue
+		v=$(basename "$(readlink -f "$b/device")")
+		VIRTIO_DEV[$(cat "$b/serial")]=$v
+		echo "virtio disk $(cat "$b/serial"): $v (${b##*/}, $(ls "$b/mq" | wc -l) queues)" >> "$OUT/guest.txt"
+	done
+	echo 0 > /sys/bus/virtio/drivers_autoprobe
+	for v in "${VIRTIO_DEV[@]}"; do echo "$v" > /sys/bus/virtio/drivers/virtio_blk/unbind; done
+	rmmod virtio_blk 2>/dev/null
+fi
 
 # fio's first start reads its binary and libraries over 9p: do that once here, untimed, so the
 # first target's first round does not pay for it (libaio is linked into fio: loaded here too)
