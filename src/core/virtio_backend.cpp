@@ -397,15 +397,14 @@ void VirtioBackend::end_list(List &done)
 	}
 }
 
-void VirtioBackend::vq_done(u32 index)
+// The interrupt's and a poll's work: what the device used, taken under the virtqueue's lock
+// (next steps rung for), ended outside it; `count` is irq_done or poll_done.
+u32 VirtioBackend::complete_used(Vq &v, u64 Vq::*count)
 {
-	if (cxmq_unlikely(index >= nr_vqs_))
-		return;
-	Vq &v = vqs_[index];
 	List done;
 	unsigned long flags = v.lock.lock();
 	u32 n = reap(v, done);
-	add_relaxed(v.irq_done, u64(n));
+	add_relaxed(v.*count, u64(n));
 	bool notify = n && cxmq_os_vq_kick_prepare(v.vq); // the next steps put on the ring
 	if (notify)
 		add_relaxed(v.notifies, u64(1));
@@ -413,23 +412,18 @@ void VirtioBackend::vq_done(u32 index)
 	if (notify)
 		cxmq_os_vq_notify(v.vq);
 	end_list(done);
+	return n;
+}
+
+void VirtioBackend::vq_done(u32 index)
+{
+	if (cxmq_likely(index < nr_vqs_))
+		complete_used(vqs_[index], &Vq::irq_done);
 }
 
 int VirtioBackend::poll(HwQueue &h)
 {
-	Vq &v = *static_cast<Vq *>(h.driver_data);
-	List done;
-	unsigned long flags = v.lock.lock();
-	u32 n = reap(v, done);
-	add_relaxed(v.poll_done, u64(n));
-	bool notify = n && cxmq_os_vq_kick_prepare(v.vq);
-	if (notify)
-		add_relaxed(v.notifies, u64(1));
-	v.lock.unlock(flags);
-	if (notify)
-		cxmq_os_vq_notify(v.vq);
-	end_list(done);
-	return int(n);
+	return int(complete_used(*static_cast<Vq *>(h.driver_data), &Vq::poll_done));
 }
 
 void VirtioBackend::show_stats(TextOut &o) const

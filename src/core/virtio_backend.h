@@ -68,6 +68,7 @@ private:
 	void unprepare(Request &rq);
 	u32 reap(Vq &v, List &done);
 	void end_list(List &done);
+	u32 complete_used(Vq &v, u64 Vq::*count);
 
 	Queue *queue_ = nullptr;
 	Vq *vqs_ = nullptr;
