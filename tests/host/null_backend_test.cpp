@@ -791,6 +791,8 @@ struct ParsedStats {
 	std::string sched;
 	unsigned nr_requests = ~0u;
 	unsigned long long batches[6] = {~0ull, ~0ull, ~0ull, ~0ull, ~0ull, ~0ull};
+	// rq_affinity: local=L moved=M (interrupt completions; the null backend has none)
+	unsigned long long irq_local = ~0ull, irq_moved = ~0ull;
 	int bad_lines = 0;
 };
 
@@ -840,6 +842,8 @@ ParsedStats parse_stats(const std::string &text)
 				  "unplug_batches: 1=%llu 2-3=%llu 4-7=%llu 8-15=%llu 16-31=%llu 32=%llu",
 				  &p.batches[0], &p.batches[1], &p.batches[2], &p.batches[3],
 				  &p.batches[4], &p.batches[5]) == 6) {
+		} else if (sscanf(line.c_str(), "rq_affinity: local=%llu moved=%llu", &p.irq_local,
+				  &p.irq_moved) == 2) {
 		} else {
 			p.bad_lines++;
 		}
@@ -894,6 +898,8 @@ TEST_F(NullBackendTest, FormatStatsLinesAndNumbers)
 	EXPECT_EQ(p.nr_requests, Q(q).config().hw_queue_depth) << text;
 	for (unsigned long long b : p.batches)
 		EXPECT_EQ(b, 0u) << text;
+	EXPECT_EQ(p.irq_local, 0u) << text; // completed in the submitter's context: no interrupt
+	EXPECT_EQ(p.irq_moved, 0u) << text;
 	cxmq::Queue &Qq = Q(q);
 	ASSERT_EQ(p.hctx.size(), Qq.nr_hw_queues()) << text;
 	for (uint32_t i = 0; i < Qq.nr_hw_queues(); i++) {
