@@ -30,7 +30,6 @@ public:
 
 	// Virtqueue `index`'s interrupt: completes what the device used.
 	void vq_done(u32 index);
-	u32 nr_vqs() const { return nr_vqs_; }
 
 	VirtioBackend() = default;
 	~VirtioBackend();

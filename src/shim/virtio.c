@@ -5,13 +5,12 @@
  * the virtio backend (src/core/virtio_backend.cpp), one hardware queue per virtqueue. What is
  * here is what only C can do, after drivers/block/virtio_blk.c: the driver's registration and
  * feature table, reading the device's configuration into the disk's limits, finding the
- * virtqueues (their interrupts call the core), building scatter-gather lists from bios, the
- * serial attribute (a GET_ID request), and stopping the device on removal.
+ * virtqueues (their interrupts call the core), the serial attribute (a GET_ID request), and
+ * stopping the device on removal. The virtqueue calls and scatter-gather lists: os_vq.c.
  */
 #include <linux/bio.h>
 #include <linux/blkdev.h>
-#include <linux/interrupt.h>
-#include <linux/scatterlist.h>
+#include <linux/interrupt.h> /* struct irq_affinity */
 #include <linux/slab.h>
 #include <linux/virtio.h>
 #include <linux/virtio_blk.h>
