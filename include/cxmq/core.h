@@ -187,6 +187,13 @@ void cxmq_queue_destroy(struct cxmq_queue *q);
 /* Its first half alone (again in cxmq_queue_destroy): a host whose device must stop between
  * the two (the virtio backend: no interrupt may reach a freed queue) calls it first. */
 void cxmq_queue_shutdown(struct cxmq_queue *q);
+/* CPU hotplug, from the CPU's own hotplug callbacks, with update_nr_hw_queues and the
+ * scheduler switch kept out: before `cpu` goes offline (it and its interrupts still work), the
+ * hardware queues whose last online CPU it is stop taking requests and this sleeps until the
+ * requests they hold completed (blk_mq_hctx_notify_offline); once it is online, they take
+ * requests again. */
+void cxmq_queue_cpu_offline(struct cxmq_queue *q, cxmq_u32 cpu);
+void cxmq_queue_cpu_online(struct cxmq_queue *q, cxmq_u32 cpu);
 
 /* A bio as the core sees it (after splitting to the queue's limits). */
 struct cxmq_bio {

@@ -112,6 +112,16 @@ void cxmq_queue_destroy(struct cxmq_queue *q)
 	destroy(&Q(q));
 }
 
+void cxmq_queue_cpu_offline(struct cxmq_queue *q, cxmq_u32 cpu)
+{
+	Q(q).cpu_offline(cpu);
+}
+
+void cxmq_queue_cpu_online(struct cxmq_queue *q, cxmq_u32 cpu)
+{
+	Q(q).cpu_online(cpu);
+}
+
 void cxmq_queue_shutdown(struct cxmq_queue *q)
 {
 	Q(q).shutdown();
@@ -207,6 +217,10 @@ int cxmq_queue_format_stats(struct cxmq_queue *q, char *buf, cxmq_size_t size)
 		o.put(" cpus=");
 		for (u32 c = 0; c < h.nr_ctx; c++)
 			o.put("%s%u", c ? "," : "", h.ctx_cpus[c]);
+		if (load_relaxed(h.state) & HwQueue::kInactive)
+			o.put(" inactive");
+		o.put(" offline_drains=%llu,%llu", ull(load_relaxed(h.offline_drains)),
+		      ull(load_relaxed(h.offline_drained)));
 		if (h.type == kHctxPoll)
 			o.put(" type=poll polls=%llu,%llu,%llu", ull(load_relaxed(h.poll_considered)),
 			      ull(load_relaxed(h.poll_invoked)), ull(load_relaxed(h.poll_success)));

@@ -131,7 +131,7 @@ void Queue::submit_sched(HwQueue &h, u32 cpu, const Bio &b, bool nowait)
 		return;
 	}
 	if (Request *rq = get_request(h, cpu, b, nowait))
-		issue(h, *rq);
+		issue(*rq->hctx, *rq);
 }
 
 // A new request into the scheduler; flushes and FUA writes past it, at the end of the dispatch

@@ -91,7 +91,7 @@ int cxmq_queue_show_hctx(struct cxmq_queue *q, cxmq_u32 hctx, enum cxmq_hctx_att
 		return show_list(o, "HCTX pending:", h.lock, h.dispatch);
 	case CXMQ_HCTX_ACTIVE:
 		// blk-mq's __blk_mq_active_requests: of a shared map, the tags this queue holds.
-		o.put("%u\n", h.shared ? load_relaxed(h.nr_active) : h.tags->busy());
+		o.put("%u\n", h.active());
 		break;
 	case CXMQ_HCTX_TAGS: {
 		// The driver tags (blk-mq's hctx->tags): the shared map of a shared set; without

@@ -329,31 +329,59 @@ void Queue::submit(const Bio &b)
 	exit();
 }
 
-// A free request of hardware queue h holding bio b, with its usage reference; nullptr when
-// none is free under NOWAIT (the bio is then ended with AGAIN).
-Request *Queue::get_request(HwQueue &h, u32 cpu, const Bio &b, bool nowait)
+// A free tag of hardware queue h for bio b, or kNoTag when none is free under NOWAIT.
+s32 Queue::get_tag(HwQueue &h, u32 cpu, const Bio &b, bool nowait)
 {
 	// A scheduler may keep some requests to part of the pool (limit_depth).
 	const u32 shallow = elv_ ? elv_->shallow_depth(h, b) : 0;
 	const bool shared = h.shared && !elv_;
 	shared_tags::Why why;
 	s32 tag = shared ? shared_tags::try_get(h, cpu, &why) : h.tags->try_get(cpu, shallow);
-	if (cxmq_unlikely(tag == TagMap::kNoTag)) {
+	if (cxmq_unlikely(tag == TagMap::kNoTag) && !nowait)
+		tag = static_cast<s32>(shared ? shared_tags::get_wait(h, cpu)
+					      : h.tags->get_wait(cpu, shallow));
+	return tag;
+}
+
+// A free request holding bio b, with its usage reference, of hardware queue h or, when h's
+// CPUs went offline meanwhile (a submitter still on the last of them: hotplug.cpp), of the
+// queue of the CPU the submitter then runs on; nullptr when none is free under NOWAIT (the
+// bio is then ended with AGAIN). The caller issues it to rq->hctx.
+Request *Queue::get_request(HwQueue &h0, u32 cpu, const Bio &b, bool nowait)
+{
+	HwQueue *h = &h0;
+	s32 tag;
+	for (;;) {
+		tag = get_tag(*h, cpu, b, nowait);
+		if (cxmq_unlikely(tag == TagMap::kNoTag)) {
+			cxmq_os_bio_fail(b.bio, CXMQ_STS_AGAIN, b.cookie);
+			return nullptr;
+		}
+		// Pairs with cpu_offline's barrier: it sees this tag taken, or this sees kInactive.
+		barrier_after_rmw();
+		if (cxmq_likely(!(load_relaxed(h->state) & HwQueue::kInactive)))
+			break;
+		if (h->shared && !elv_)
+			shared_tags::put(*h, static_cast<u32>(tag), cpu);
+		else
+			h->tags->put(static_cast<u32>(tag), cpu);
 		if (nowait) {
 			cxmq_os_bio_fail(b.bio, CXMQ_STS_AGAIN, b.cookie);
 			return nullptr;
 		}
-		tag = static_cast<s32>(shared ? shared_tags::get_wait(h, cpu)
-					      : h.tags->get_wait(cpu, shallow));
+		// The hotplug thread moves this task off the going CPU when it sleeps.
+		cxmq_os_msleep(3);
+		cpu = cxmq_os_this_cpu();
+		h = &hctx_for_cpu(cpu, h->type);
 	}
 	cxmq_os_usage_get(usage_); // the request's, dropped by end_request
-	Request &rq = *h.rq(static_cast<u32>(tag));
+	Request &rq = *h->rq(static_cast<u32>(tag));
 	rq.init_from(b, cpu);
-	if (h.type == kHctxPoll) // where its submitter polls (before it can complete)
-		cxmq_os_bio_set_poll_queue(b.bio, h.index);
-	SwQueue &c = ctx(cpu, h.type);
+	if (h->type == kHctxPoll) // where its submitter polls (before it can complete)
+		cxmq_os_bio_set_poll_queue(b.bio, h->index);
+	SwQueue &c = ctx(cpu, h->type);
 	add_relaxed(c.dispatched[rq.is_write()], u64(1));
-	add_relaxed(h.queued, u64(1));
+	add_relaxed(h->queued, u64(1));
 	if (elv_)
 		elv_->prepare_request(rq);
 	return &rq;
@@ -374,7 +402,7 @@ void Queue::submit_rq(const Bio &b, u32 cpu, bool nowait)
 		return;
 	Request *rq = get_request(h, cpu, b, nowait);
 	if (rq)
-		issue(h, *rq);
+		issue(*rq->hctx, *rq);
 }
 
 // Where a new request goes: into the scheduler, if there is one, and the hardware queue runs;

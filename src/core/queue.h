@@ -68,6 +68,9 @@ struct alignas(kCacheLine) HwQueue {
 		kRunning = 1u << 0, // a run is in progress
 		kRerun = 1u << 1,   // another run was asked for during it
 		kRestart = 1u << 2, // the backend was busy: run on next completion
+		// Every CPU mapped here is offline or going: no new request (blk-mq's
+		// BLK_MQ_S_INACTIVE; hotplug.cpp).
+		kInactive = 1u << 3,
 	};
 
 	Queue *queue = nullptr;
@@ -103,6 +106,8 @@ struct alignas(kCacheLine) HwQueue {
 	u64 busy_events = 0;          // times the backend answered busy
 	u64 direct_issued = 0;        // requests issued without touching a software queue
 	u64 timeouts = 0;             // requests ended by a timeout
+	u64 offline_drains = 0;       // times its last online CPU went, and it was drained
+	u64 offline_drained = 0;      // requests it held then, waited for
 	// mq/<n>/io_poll (poll queues): polls asked for, backend polls made, polls that found
 	// completions.
 	u64 poll_considered = 0;
@@ -113,6 +118,9 @@ struct alignas(kCacheLine) HwQueue {
 	// The request pool: hw_queue_depth without a scheduler (or less: nr_requests), else the
 	// scheduler's nr_requests.
 	u32 depth() const { return tags->depth(); }
+	// Requests of this queue that hold a tag (blk-mq's __blk_mq_active_requests): of a shared
+	// map without a scheduler, the ones this queue holds; else its pool's.
+	u32 active() const;
 };
 
 // A queue's link in its tag set's members.
@@ -142,6 +150,13 @@ public:
 	// keeps as many queues of each type as it could allocate (at least the ones it had).
 	// Returns the number of default queues in use (nr_poll_queues(): the poll ones).
 	u32 update_nr_hw_queues(u32 want, u32 want_poll = 0);
+	// CPU hotplug (hotplug.cpp): `cpu` is going offline (it still runs, and so do the
+	// interrupts of its queues): a hardware queue it is the last online CPU of takes no new
+	// request, and this sleeps until every request it holds completed. The caller keeps
+	// update_nr_hw_queues and the scheduler switch out.
+	void cpu_offline(u32 cpu);
+	// `cpu` is online: its hardware queues take requests again.
+	void cpu_online(u32 cpu);
 	// Reaps the completions of the poll queue named by `cookie` (cxmq_queue_poll).
 	int poll(u32 cookie, bool oneshot);
 	// Refuses new IO and waits for IO in flight; the queue is then only fit for destroy().
@@ -234,6 +249,7 @@ private:
 	void submit_sched(HwQueue &h, u32 cpu, const Bio &b, bool nowait);
 	void insert_sched(HwQueue &h, Request &rq);
 	Request *get_request(HwQueue &h, u32 cpu, const Bio &b, bool nowait);
+	s32 get_tag(HwQueue &h, u32 cpu, const Bio &b, bool nowait);
 	bool ctx_merge(SwQueue &c, const Bio &b);
 	void issue(HwQueue &hctx, Request &rq);
 	bool claim_idle(HwQueue &hctx, u32 cpu);

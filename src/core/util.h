@@ -82,6 +82,16 @@ template <class T> inline T add_relaxed(T &v, NoDeduce<T> x) { return __atomic_a
 template <class T> inline T fetch_or(T &v, NoDeduce<T> x) { return __atomic_fetch_or(&v, x, __ATOMIC_SEQ_CST); }
 template <class T> inline T fetch_and(T &v, NoDeduce<T> x) { return __atomic_fetch_and(&v, x, __ATOMIC_SEQ_CST); }
 inline void full_barrier() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+// smp_mb__after_atomic: a full barrier after an atomic read-modify-write (on x86 the locked
+// instruction is one already, so only the compiler is held back).
+inline void barrier_after_rmw()
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+#else
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
+}
 
 // ---- allocation ----
 // Every object of the core is made with make<T>() and destroyed with destroy(): zeroed memory on

@@ -317,29 +317,33 @@ void cxmq_mq_unregister(struct cxmq_dev *dev)
 /*
  * CPU hotplug: the map stays what it is (every possible CPU keeps its hardware queue and a run
  * drains the software queues of offline CPUs too, so nothing is stranded); the tree follows the
- * online CPUs. Both callbacks run in the hotplugged CPU's hotplug thread while it is online.
+ * online CPUs. Before the last online CPU of a hardware queue goes, the core drains it (its
+ * interrupt may go with the CPU). Both callbacks run in the hotplugged CPU's hotplug thread
+ * while it is online; under map_lock the hardware queues do not change.
  */
 static enum cpuhp_state cxmq_cpuhp_state = CPUHP_INVALID;
 
-static void cxmq_hotplug_update(struct cxmq_dev *dev, unsigned int cpu, bool online)
-{
-	cxmq_mq_change_begin(dev);
-	if (online)
-		cpumask_set_cpu(cpu, dev->sysfs_cpus);
-	else
-		cpumask_clear_cpu(cpu, dev->sysfs_cpus);
-	cxmq_mq_change_end(dev);
-}
-
 static int cxmq_cpu_online(unsigned int cpu, struct hlist_node *node)
 {
-	cxmq_hotplug_update(hlist_entry(node, struct cxmq_dev, cpuhp_node), cpu, true);
+	struct cxmq_dev *dev = hlist_entry(node, struct cxmq_dev, cpuhp_node);
+
+	cxmq_mq_change_begin(dev);
+	cxmq_queue_cpu_online(dev->q, cpu);
+	cpumask_set_cpu(cpu, dev->sysfs_cpus);
+	cxmq_mq_change_end(dev);
 	return 0;
 }
 
 static int cxmq_cpu_offline(unsigned int cpu, struct hlist_node *node)
 {
-	cxmq_hotplug_update(hlist_entry(node, struct cxmq_dev, cpuhp_node), cpu, false);
+	struct cxmq_dev *dev = hlist_entry(node, struct cxmq_dev, cpuhp_node);
+
+	mutex_lock(&dev->map_lock);
+	cxmq_queue_cpu_offline(dev->q, cpu);
+	mutex_unlock(&dev->map_lock);
+	cxmq_mq_change_begin(dev);
+	cpumask_clear_cpu(cpu, dev->sysfs_cpus);
+	cxmq_mq_change_end(dev);
 	return 0;
 }
 

@@ -30,6 +30,9 @@ void set_topology(const Topology &t);
 const Topology &topology();
 // The CPU cxmq_os_this_cpu() reports in the calling thread (thread-local, default 0).
 void set_this_cpu(uint32_t cpu);
+// The CPU the calling thread runs on after its next cxmq_os_msleep (as the scheduler moves a
+// task off a CPU going offline when it sleeps): once.
+void set_sleep_cpu(uint32_t cpu);
 
 // ---- execution contexts ----
 // What the calling thread emulates now: process context, or a softirq / timer callback (both

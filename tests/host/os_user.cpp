@@ -83,6 +83,9 @@ std::mutex g_topo_m;
 std::vector<std::unique_ptr<Topology>> g_topos; // every topology stays alive: readers race
 std::atomic<const Topology *> g_topo{nullptr};
 thread_local uint32_t t_cpu = 0;
+// set_sleep_cpu: where the scheduler moves this thread when it next sleeps (kNoMove: stays)
+constexpr uint32_t kNoMove = ~0u;
+thread_local uint32_t t_sleep_cpu = kNoMove;
 
 const Topology &topo()
 {
@@ -348,6 +351,10 @@ void cxmq_os_msleep(cxmq_u32 ms)
 	might_sleep("cxmq_os_msleep");
 	unplug_thread(1);
 	std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+	if (t_sleep_cpu != kNoMove) {
+		t_cpu = t_sleep_cpu;
+		t_sleep_cpu = kNoMove;
+	}
 }
 
 namespace {
@@ -1547,6 +1554,11 @@ const Topology &topology()
 void set_this_cpu(uint32_t cpu)
 {
 	t_cpu = cpu;
+}
+
+void set_sleep_cpu(uint32_t cpu)
+{
+	t_sleep_cpu = cpu;
 }
 
 int current_context()
