@@ -71,12 +71,11 @@ summary() {
 	[ "$FAILED" -eq 0 ]
 }
 
-# vm_unplug ID: the host hot-unplugs QEMU device ID (scripts/vm-run.sh --disk); prints the
-# host's answer, succeeds when it is "ok" (QEMU reported the device deleted)
-vm_unplug() {
+# vm_host REQUEST: asks the host (scripts/vm-run.sh) and prints its answer; succeeds on "ok"
+vm_host() {
 	local i ans
 	rm -f "$CXMQ_OUT/hotplug.done"
-	echo "$1" > "$CXMQ_OUT/hotplug.req.tmp" && mv "$CXMQ_OUT/hotplug.req.tmp" "$CXMQ_OUT/hotplug.req"
+	echo "$*" > "$CXMQ_OUT/hotplug.req.tmp" && mv "$CXMQ_OUT/hotplug.req.tmp" "$CXMQ_OUT/hotplug.req"
 	for ((i = 0; i < 400; i++)); do
 		[ -f "$CXMQ_OUT/hotplug.done" ] && break
 		sleep 0.1
@@ -86,6 +85,11 @@ vm_unplug() {
 	echo "${ans:-no answer from the host}"
 	[ "$ans" = ok ]
 }
+# vm_unplug ID: the host hot-unplugs QEMU device ID (scripts/vm-run.sh --disk): "ok" once QEMU
+# reported the device deleted
+vm_unplug() { vm_host "$1"; }
+# vm_throttle ID IOPS: the host limits disk ID to IOPS requests a second (0: no limit)
+vm_throttle() { vm_host throttle "$1" "$2"; }
 
 # ---- configfs devices (the feature jobs: sched.sh, poll.sh, timeout.sh) ----
 CFS=/sys/kernel/config/cxmq
@@ -124,4 +128,22 @@ refused() {
 # stat_of NAME KEY: KEY=N summed over the device's debugfs stats
 stat_of() {
 	grep -o "$2=[0-9]*" /sys/kernel/debug/cxmq/${DISK[$1]}/stats | cut -d= -f2 | awk '{s+=$1} END {print s+0}'
+}
+# field FILE N: the Nth space-separated field of FILE (mq/ counters: "reads writes")
+field() { cut -d' ' -f"$2" "$1"; }
+# verify_loop DISK LOG: fio randwrite+verify (crc32c) runs back to back until LOG.stop exists,
+# a job of 1 MiB per vCPU each; then "RUNS FAILED" in LOG.result, failed runs' output in LOG
+verify_loop() {
+	local disk=$1 log=$2 runs=0 bad=0
+	rm -f "$log.stop" "$log.result"
+	while [ ! -e "$log.stop" ]; do
+		if ! fio --allow_file_create=0 --name=v --filename=/dev/$disk --rw=randwrite --bs=4k \
+			--ioengine=libaio --direct=1 --iodepth=16 --numjobs="$CXMQ_CPUS" --size=1m \
+			--offset_increment=1m --verify=crc32c --verify_fatal=1 --do_verify=1 \
+			--randrepeat=0 --group_reporting > "$log.fio" 2>&1; then
+			bad=$((bad + 1)); tail -n 20 "$log.fio" >> "$log"
+		fi
+		runs=$((runs + 1))
+	done
+	echo "$runs $bad" > "$log.result"
 }

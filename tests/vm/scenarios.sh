@@ -71,20 +71,6 @@ cfs_new() { # NAME ATTR=VALUE...: a configfs device, powered on; prints its disk
 }
 cfs_del() { echo 0 > $CFS/$1/power; rmdir $CFS/$1; }
 sum_file() { cat "$@" 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
-field() { cut -d' ' -f"$2" "$1"; }
-verify_loop() { # DISK LOG: fio randwrite+verify (crc32c) runs back to back until LOG.stop exists
-	local disk=$1 log=$2 runs=0 bad=0
-	while [ ! -e "$log.stop" ]; do
-		if ! fio --allow_file_create=0 --name=v --filename=/dev/$disk --rw=randwrite --bs=4k \
-			--ioengine=libaio --direct=1 --iodepth=16 --numjobs="$CPUS" --size=1m \
-			--offset_increment=1m --verify=crc32c --verify_fatal=1 --do_verify=1 \
-			--randrepeat=0 --group_reporting > $T/fio.out 2>&1; then
-			bad=$((bad + 1)); tail -n 20 $T/fio.out >> "$log"
-		fi
-		runs=$((runs + 1))
-	done
-	echo "$runs $bad" > "$log.result"
-}
 # Readers (scenario 3): every file of the tree, read in a loop; a read that fails because its
 # directory went away meanwhile is fine, a malformed cpu_list or pending is not.
 readers_start() { # DISK N

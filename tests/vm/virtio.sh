@@ -5,7 +5,8 @@
 # queues, serials and limits; fio verify random and sequential under none, mq-deadline and
 # kyber; flushes (fsync) and FUA (O_DSYNC) writes as flush steps; discard and write-zeroes read
 # back zero; ext4 with fsck; data written through cxmq read back through the kernel's virtio_blk
-# after a rebind and in the host's file; unbind and hot-unplug under fio; rmmod. At its end no
+# after a rebind and in the host's file; CPU hotplug under fio (a queue drained before its
+# interrupt's CPU goes); unbind and hot-unplug under fio; rmmod. At its end no
 # driver is bound to a virtio block device, and none binds by itself (drivers_autoprobe 0).
 . "$CXMQ_ROOT/tests/vm/lib.sh"
 dmesg_mark
@@ -135,6 +136,67 @@ sys.exit(0 if int(sys.argv[2]) in r else 1)" "${die:-$irqcpu}" $sub && share=1
 	echo 1 > /sys/block/$C/queue/rq_affinity
 fi
 
+# CPU hotplug (blk_mq_hctx_notify_offline): each of B's virtqueues has its interrupt on one CPU
+# (affinity-managed: it shuts down when that CPU goes). fio pinned to the last CPU keeps requests
+# in flight on that CPU's queue, the host throttling the disk (QMP) so that they
+# are still there when the CPU's hotplug callbacks run; the CPU goes offline: the queue was
+# drained first (the stats count the drain and the requests it waited for, none is left on
+# it), fio carries on elsewhere without an error; back online, the queue takes that CPU's
+# requests again. Then random CPUs go and come under fio verify (scenarios.sh's scenario 2, on
+# a virtio disk).
+last=$((CXMQ_CPUS - 1))
+IFS=: read -r idB _ _ _ <<<"${specs[1]}"
+if [ $last -ge 1 ] && [ -e /sys/devices/system/cpu/cpu$last/online ]; then
+	hqdir=$(ls -d /sys/block/$B/mq/*/cpu$last 2>/dev/null | head -n1); hqdir=${hqdir%/cpu*}
+	hq=${hqdir##*/}
+	check "$B: CPU $last alone on its queue ($hq: cpu_list $(cat $hqdir/cpu_list 2>/dev/null))" \
+		test "$(cat $hqdir/cpu_list 2>/dev/null)" = "$last"
+	hline() { grep "^hctx$hq:" /sys/kernel/debug/cxmq/$B/stats; }
+	drains() { hline | sed -nE 's/.* offline_drains=([0-9]+),([0-9]+).*/\1 \2/p'; }
+	read -r dr0 dd0 <<<"$(drains)"
+	q0=$(cat $hqdir/queued)
+	taskset -c $last fio --name=hp --filename=/dev/$B --rw=randrw --bs=4k --ioengine=libaio \
+		--direct=1 --iodepth=32 --time_based --runtime=12 --output=/tmp/fio-hp.out >/dev/null 2>&1 &
+	fpid=$!
+	for ((i = 0; i < 100; i++)); do [ $(( $(cat $hqdir/queued) - q0 )) -gt 200 ] && break; sleep 0.1; done
+	ans=$(vm_throttle "$idB" 40)
+	check "the host throttles $idB to 40 IOPS ($ans)" test "$ans" = ok
+	sleep 1
+	t0=${EPOCHREALTIME/./}
+	echo 0 > /sys/devices/system/cpu/cpu$last/online
+	ms=$(( (${EPOCHREALTIME/./} - t0) / 1000 ))
+	line=$(hline)
+	read -r dr1 dd1 <<<"$(drains)"
+	vm_throttle "$idB" 0 >/dev/null
+	check "CPU $last offline under fio ($ms ms): queue $hq drained first ($((dr1 - dr0)) drain, of $((dd1 - dd0)) requests)" \
+		test $((dr1 - dr0)) = 1 -a $((dd1 - dd0)) -gt 0
+	check "queue $hq: inactive, no request left on it" grep -q ' tags_busy=0/.* inactive ' <<<"$line"
+	wait $fpid; rc=$?
+	check "fio carried on elsewhere and ended without errors (exit $rc)" test $rc = 0
+	echo 1 > /sys/devices/system/cpu/cpu$last/online
+	line=$(hline)
+	check "CPU $last online: queue $hq active again" test -n "$line" -a "${line/ inactive /}" = "$line"
+	r0=$(field $hqdir/cpu$last/dispatched 1)
+	taskset -c $last dd if=/dev/$B of=/dev/null bs=4k count=100 iflag=direct status=none
+	check "CPU $last's reads go to queue $hq again (100)" \
+		test $(( $(field $hqdir/cpu$last/dispatched 1) - r0 )) -eq 100
+	verify_loop $B /tmp/virtio-hp.log &
+	vpid=$!
+	n=0 end=$(( EPOCHSECONDS + ${CXMQ_VIRTIO_HOTPLUG_SECONDS:-10} ))
+	while [ $EPOCHSECONDS -lt $end ]; do
+		c=$(( RANDOM % last + 1 )); f=/sys/devices/system/cpu/cpu$c/online
+		read -r on < $f; echo $((1 - on)) > $f; n=$((n + 1))
+		sleep 0.3
+	done
+	touch /tmp/virtio-hp.log.stop
+	wait $vpid
+	read -r runs bad < /tmp/virtio-hp.log.result
+	head -n 20 /tmp/virtio-hp.log 2>/dev/null | sed 's/^/#   /'
+	for ((c = 1; c <= last; c++)); do echo 1 > /sys/devices/system/cpu/cpu$c/online; done
+	check "fio verify crc32c on $B while CPUs went and came $n times: $runs runs, $bad failed" \
+		test "$bad" = 0 -a "$runs" -gt 0 -a $n -gt 0
+fi
+
 # data written through cxmq, read back through the kernel's virtio_blk and in the host's file
 IFS=: read -r _ _ serialA fileA <<<"${specs[0]}"
 dd if=/dev/urandom of=/tmp/virtio-pattern bs=1M count=4 status=none
@@ -179,7 +241,6 @@ check "fio on the unbound disk ended with errors (exit $rc), $((SECONDS - t0)) s
 	test $rc -ne 0 -a $((SECONDS - t0)) -lt 25
 check "$A is gone" test ! -e /sys/block/$A
 # hot-unplug under fio (the host's QMP device_del)
-IFS=: read -r idB _ _ _ <<<"${specs[1]}"
 fio --name=h --filename=/dev/$B --rw=randwrite --bs=16k --ioengine=libaio --direct=1 \
 	--iodepth=16 --time_based --runtime=40 --output=/tmp/fio-unplug.out >/dev/null 2>&1 &
 fpid=$!
