@@ -194,12 +194,14 @@ TEST_F(Timeout, ResetTimerThenTimedOutWhileHeld)
 // Completions racing with timeouts: io_timeout of 1 ms, the backend completes each request
 // after 0-4 ms from other threads while the scan ends overdue ones (timed out, still held).
 // Every bio ends exactly once (the host reports a second end), with OK or TIMEOUT; every
-// TIMEOUT is counted; every tag comes back.
+// TIMEOUT is counted; every tag comes back. Four tags per queue keep the backend's backlog short
+// (with 64 a request waited ~85 ms for a completer, and under TSan all 1000 timed out): a
+// request's life is then a few ms against a scan every 10 ms, so both endings are common.
 TEST_F(Timeout, ACompletionRacingTheTimeoutEndsTheRequestOnce)
 {
 	set_topology(simple_topology(4));
 	HoldBackend be;
-	Queue *q = make_queue(make_config(2, 64), &be);
+	Queue *q = make_queue(make_config(2, 4), &be);
 	ASSERT_NE(q, nullptr);
 	ASSERT_EQ(q->set_io_timeout("1"), 0);
 	constexpr int kN = kTsan ? 1000 : 3000;
