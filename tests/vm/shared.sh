@@ -5,9 +5,11 @@
 #   share:  two devices with shared_tags=1 hw_queue_depth=64 submit_queues=1 (one map of 64)
 #           under fio at once (libaio QD64 each, completions after 100 ms: both want more than
 #           the map, and 640 IOPS fill it: the debug kernel under TCG, slowed by a long boot's
-#           kmemleak objects, did 1000-2000 in all, too few to fill it at 20 ms): mq/0/tags and mq/0/active sampled all along; every sample's active is at
-#           most max((64 + N - 1) / N, 4) for the active_queues=N it read, and the share binds
-#           (a device reaches 24+ tags while both are active).
+#           kmemleak objects, did 1000-2000 in all, too few to fill it at 20 ms): mq/0/tags and
+#           mq/0/active sampled all along; every sample's active is at most
+#           max((64 + N - 1) / N, 4) for the active_queues=N it read once N held 300 ms (tags
+#           taken before a sharer came drain as they complete, as in blk-mq), and the share
+#           binds (a device reaches 24+ tags while both are active).
 #           B stops first: B goes idle (active_queues=1) and A then holds more than 32.
 #   live:   submit_queues=2 on A changes B too (both frozen: B's mq/ has two queues, its
 #           attribute reads 2); fio verify on both afterwards.
@@ -51,14 +53,18 @@ fio --output-format=json --output=$out --ioengine=libaio --direct=1 --rw=randrea
 	--name=a --filename=/dev/${DISK[a]} --runtime=9 \
 	--name=b --filename=/dev/${DISK[b]} --runtime=4 >/tmp/shared.err 2>&1 &
 fio_pid=$!
-both=0 viol=0 max2=0 max1=0 samples=0 vtext= alone=0
+both=0 viol=0 max2=0 max1=0 samples=0 vtext= alone=0 aq_prev= aq_since=0
 QA=$(Q a) QB=$(Q b)
 t0=${EPOCHREALTIME/./}
 while kill -0 $fio_pid 2>/dev/null; do
 	read -r aa < "$QA/active"; read -r ab < "$QB/active"; get_aq a; aq=$AQ
 	t=${EPOCHREALTIME/./}; ms=$(( (t - t0) / 1000 ))
 	samples=$((samples + 1))
-	if [ "${aq:-0}" -gt 0 ]; then
+	# The share limits new tags: those a queue took before another became active drain within
+	# a completion time (100 ms), so a sample counts once the count held 300 ms.
+	[ "$aq" != "$aq_prev" ] && aq_since=$ms aq_prev=$aq
+	settled=$([ $((ms - aq_since)) -ge 300 ] && echo 1)
+	if [ "${aq:-0}" -gt 0 ] && [ -n "$settled" ]; then
 		share=$(( (64 + aq - 1) / aq )); [ $share -lt 4 ] && share=4
 		if [ "$aa" -gt $share ] || [ "$ab" -gt $share ]; then
 			viol=$((viol + 1)); vtext="$vtext t=${ms}ms a=$aa b=$ab active_queues=$aq;"
@@ -66,7 +72,7 @@ while kill -0 $fio_pid 2>/dev/null; do
 	fi
 	# by what the samples show (fio's start takes seconds under TCG): both active, then b
 	# done and idle
-	if [ "$aq" = 2 ]; then
+	if [ "$aq" = 2 ] && [ -n "$settled" ]; then
 		both=$((both + 1))
 		[ "$aa" -gt $max2 ] && max2=$aa
 		[ "$ab" -gt $max2 ] && max2=$ab
