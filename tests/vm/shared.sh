@@ -50,8 +50,8 @@ check "after the partition scans both go idle: active_queues=0, active 0" wait_i
 out=/tmp/shared.json
 fio --output-format=json --output=$out --ioengine=libaio --direct=1 --rw=randread --bs=4k \
 	--iodepth=64 --norandommap --randrepeat=0 --time_based \
-	--name=a --filename=/dev/${DISK[a]} --runtime=9 \
-	--name=b --filename=/dev/${DISK[b]} --runtime=4 >/tmp/shared.err 2>&1 &
+	--name=a --filename=/dev/${DISK[a]} --runtime=11 \
+	--name=b --filename=/dev/${DISK[b]} --runtime=6 >/tmp/shared.err 2>&1 &
 fio_pid=$!
 both=0 viol=0 max2=0 max1=0 samples=0 vtext= alone=0 aq_prev= aq_since=0
 QA=$(Q a) QB=$(Q b)
