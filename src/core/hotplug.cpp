@@ -9,11 +9,6 @@
 
 namespace cxmq {
 
-u32 HwQueue::active() const
-{
-	return shared && !queue->elevator() ? load_relaxed(nr_active) : tags->busy();
-}
-
 namespace {
 bool hctx_has_cpu(const HwQueue &h, u32 cpu)
 {

@@ -353,26 +353,24 @@ Request *Queue::get_request(HwQueue &h0, u32 cpu, const Bio &b, bool nowait)
 	s32 tag;
 	for (;;) {
 		tag = get_tag(*h, cpu, b, nowait);
-		if (cxmq_unlikely(tag == TagMap::kNoTag)) {
-			cxmq_os_bio_fail(b.bio, CXMQ_STS_AGAIN, b.cookie);
-			return nullptr;
-		}
+		if (cxmq_unlikely(tag == TagMap::kNoTag))
+			break;
 		// Pairs with cpu_offline's barrier: it sees this tag taken, or this sees kInactive.
 		barrier_after_rmw();
 		if (cxmq_likely(!(load_relaxed(h->state) & HwQueue::kInactive)))
 			break;
-		if (h->shared && !elv_)
-			shared_tags::put(*h, static_cast<u32>(tag), cpu);
-		else
-			h->tags->put(static_cast<u32>(tag), cpu);
-		if (nowait) {
-			cxmq_os_bio_fail(b.bio, CXMQ_STS_AGAIN, b.cookie);
-			return nullptr;
-		}
+		put_tag(*h, static_cast<u32>(tag), cpu);
+		tag = TagMap::kNoTag;
+		if (nowait)
+			break;
 		// The hotplug thread moves this task off the going CPU when it sleeps.
 		cxmq_os_msleep(3);
 		cpu = cxmq_os_this_cpu();
 		h = &hctx_for_cpu(cpu, h->type);
+	}
+	if (cxmq_unlikely(tag == TagMap::kNoTag)) {
+		cxmq_os_bio_fail(b.bio, CXMQ_STS_AGAIN, b.cookie);
+		return nullptr;
 	}
 	cxmq_os_usage_get(usage_); // the request's, dropped by end_request
 	Request &rq = *h->rq(static_cast<u32>(tag));
@@ -646,7 +644,7 @@ void Queue::complete_request(Request &rq, cxmq_status status)
 	if (elv_)
 		finish_sched(h, rq);
 	rq.bio = rq.biotail = nullptr;
-	put_tag(h, rq); // rq may be reused from here on
+	put_tag(h, rq.tag, cxmq_os_this_cpu()); // rq may be reused from here on
 	Request::end_bios(bio, tail, status, cookie);
 	restart_after_free(h);
 	exit(); // the queue may be freed from here on

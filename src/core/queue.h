@@ -234,7 +234,7 @@ public:
 private:
 	int init(const cxmq_dev_config &cfg);
 	void rebind_shared();
-	void put_tag(HwQueue &h, Request &rq);
+	void put_tag(HwQueue &h, u32 tag, u32 cpu);
 	HwQueue *alloc_hctx(u32 index, u32 type, u32 depth, Elevator *elv);
 	u32 resize_type(u32 old_nr, u32 want, u32 type);
 	void free_hctx(HwQueue *h);

@@ -152,13 +152,18 @@ void Queue::rebind_shared()
 	}
 }
 
-// A request's tag back: to the set's map (and its queue's share), or to the queue's own.
-void Queue::put_tag(HwQueue &h, Request &rq)
+// A tag back: to the set's map (and its queue's share), or to the queue's own.
+void Queue::put_tag(HwQueue &h, u32 tag, u32 cpu)
 {
 	if (h.shared && !elv_)
-		shared_tags::put(h, rq.tag, cxmq_os_this_cpu());
+		shared_tags::put(h, tag, cpu);
 	else
-		h.tags->put(rq.tag, cxmq_os_this_cpu());
+		h.tags->put(tag, cpu);
+}
+
+u32 HwQueue::active() const
+{
+	return shared && !queue->elevator() ? load_relaxed(nr_active) : tags->busy();
 }
 
 // ---- a hardware queue's share ----

@@ -132,7 +132,7 @@ void Queue::free_request(Request &rq)
 	HwQueue &h = *rq.hctx;
 	if (elv_)
 		finish_sched(h, rq);
-	put_tag(h, rq);
+	put_tag(h, rq.tag, cxmq_os_this_cpu());
 	restart_after_free(h);
 	exit(); // the queue may be freed from here on
 }
