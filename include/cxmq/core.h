@@ -165,6 +165,14 @@ struct cxmq_virtio_config {
 };
 struct cxmq_queue *cxmq_queue_create_virtio(const struct cxmq_dev_config *cfg,
 					    const struct cxmq_virtio_config *vc, int *err);
+/*
+ * virtio_blk's cache_type attribute, for a device whose write-cache mode the driver may set
+ * (VIRTIO_BLK_F_CONFIG_WCE): "write through" (0) or "write back" (1), a trailing newline
+ * allowed. Returns the mode, or -CXMQ_EINVAL, logged naming the disk and the attribute.
+ */
+#define CXMQ_CACHE_TYPE_WRITE_THROUGH "write through"
+#define CXMQ_CACHE_TYPE_WRITE_BACK "write back"
+int cxmq_virtio_cache_type_parse(const char *disk, const char *text);
 /* Virtqueue `index`'s interrupt (its callback, hard IRQ context): completes what it used. */
 void cxmq_queue_vq_done(struct cxmq_queue *q, cxmq_u32 index);
 

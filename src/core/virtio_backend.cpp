@@ -442,3 +442,25 @@ void VirtioBackend::show_stats(TextOut &o) const
 }
 
 } // namespace cxmq
+
+extern "C" {
+
+int cxmq_virtio_cache_type_parse(const char *disk, const char *text)
+{
+	static const char *const kTypes[] = {CXMQ_CACHE_TYPE_WRITE_THROUGH,
+					     CXMQ_CACHE_TYPE_WRITE_BACK};
+	const int n = cxmq::first_line_len(text, 64);
+	const char *end = text ? text + n : nullptr;
+	if (text && (!*end || (end[0] == '\n' && !end[1]))) {
+		for (int i = 0; i < 2; i++) {
+			const int len = int(__builtin_strlen(kTypes[i]));
+			if (n == len && !__builtin_memcmp(text, kTypes[i], cxmq_size_t(len)))
+				return i;
+		}
+	}
+	cxmq_os_log(CXMQ_LOG_ERR, "cxmq: %s: cache_type=%.*s is invalid: must be \"%s\" or \"%s\"\n",
+		    disk, n, text ? text : "", kTypes[0], kTypes[1]);
+	return -CXMQ_EINVAL;
+}
+
+} // extern "C"

@@ -99,12 +99,68 @@ static ssize_t serial_show(struct device *ddev, struct device_attribute *attr, c
 }
 static DEVICE_ATTR_RO(serial);
 
+/* virtblk_get_cache_mode: the device's wce where the driver may set it, else whether it flushes. */
+static bool cxmq_virtio_write_back(struct virtio_device *vdev)
+{
+	u8 wce;
+
+	if (virtio_cread_feature(vdev, VIRTIO_BLK_F_CONFIG_WCE, struct virtio_blk_config, wce, &wce))
+		return virtio_has_feature(vdev, VIRTIO_BLK_F_FLUSH);
+	return wce;
+}
+
+/* The kernel's write-cache flag (queue/write_cache): PREFLUSH and FUA reach the core when set. */
+static void cxmq_virtio_update_cache_mode(struct cxmq_vblk *vb, struct request_queue *q)
+{
+	blk_queue_write_cache(q, cxmq_virtio_write_back(vb->vdev), false);
+}
+
+static ssize_t cache_type_show(struct device *ddev, struct device_attribute *attr, char *buf)
+{
+	struct cxmq_dev *dev = dev_to_disk(ddev)->private_data;
+	struct cxmq_vblk *vb = container_of(dev->hw, struct cxmq_vblk, hw);
+
+	return sysfs_emit(buf, "%s\n", cxmq_virtio_write_back(vb->vdev) ?
+			  CXMQ_CACHE_TYPE_WRITE_BACK : CXMQ_CACHE_TYPE_WRITE_THROUGH);
+}
+
+/* Writable only with VIRTIO_BLK_F_CONFIG_WCE (cxmq_virtio_attr_visible). */
+static ssize_t cache_type_store(struct device *ddev, struct device_attribute *attr,
+				const char *buf, size_t count)
+{
+	struct gendisk *disk = dev_to_disk(ddev);
+	struct cxmq_dev *dev = disk->private_data;
+	struct cxmq_vblk *vb = container_of(dev->hw, struct cxmq_vblk, hw);
+	int wb = cxmq_virtio_cache_type_parse(disk->disk_name, buf);
+
+	if (wb < 0)
+		return -EINVAL;
+	virtio_cwrite8(vb->vdev, offsetof(struct virtio_blk_config, wce), wb);
+	cxmq_virtio_update_cache_mode(vb, disk->queue);
+	return count;
+}
+static DEVICE_ATTR_RW(cache_type);
+
 static struct attribute *cxmq_virtio_attrs[] = {
 	&dev_attr_serial.attr,
+	&dev_attr_cache_type.attr,
 	NULL,
 };
+
+static umode_t cxmq_virtio_attr_visible(struct kobject *kobj, struct attribute *a, int n)
+{
+	struct cxmq_dev *dev = dev_to_disk(kobj_to_dev(kobj))->private_data;
+	struct cxmq_vblk *vb = container_of(dev->hw, struct cxmq_vblk, hw);
+
+	if (a == &dev_attr_cache_type.attr &&
+	    !virtio_has_feature(vb->vdev, VIRTIO_BLK_F_CONFIG_WCE))
+		return 0444;
+	return a->mode;
+}
+
 static const struct attribute_group cxmq_virtio_attr_group = {
 	.attrs = cxmq_virtio_attrs,
+	.is_visible = cxmq_virtio_attr_visible,
 };
 static const struct attribute_group *cxmq_virtio_groups[] = {
 	&cxmq_virtio_attr_group,
@@ -142,8 +198,7 @@ static void cxmq_virtio_setup_disk(struct cxmq_hw *hw, struct gendisk *disk)
 	u32 v, max_size, discard_granularity = 0;
 	u8 physical_block_exp;
 
-	/* a write-back cache (VIRTIO_BLK_F_FLUSH): PREFLUSH and FUA reach the core */
-	blk_queue_write_cache(q, virtio_has_feature(vdev, VIRTIO_BLK_F_FLUSH), false);
+	cxmq_virtio_update_cache_mode(vb, q);
 	if (virtio_has_feature(vdev, VIRTIO_BLK_F_RO))
 		set_disk_ro(disk, 1);
 	blk_queue_max_segments(q, vb->sg_elems);
@@ -351,7 +406,7 @@ static const struct virtio_device_id cxmq_virtio_ids[] = {
 static unsigned int cxmq_virtio_features[] = {
 	VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_SIZE_MAX, VIRTIO_BLK_F_RO, VIRTIO_BLK_F_BLK_SIZE,
 	VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_TOPOLOGY, VIRTIO_BLK_F_MQ, VIRTIO_BLK_F_DISCARD,
-	VIRTIO_BLK_F_WRITE_ZEROES,
+	VIRTIO_BLK_F_WRITE_ZEROES, VIRTIO_BLK_F_CONFIG_WCE,
 };
 
 static struct virtio_driver cxmq_virtio_driver = {

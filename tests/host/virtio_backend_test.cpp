@@ -503,3 +503,29 @@ TEST_F(Virtio, ManyCompletionsMovedAtOnceAllEnd)
 }
 
 } // namespace
+
+namespace {
+
+// virtio_blk's cache_type words, a trailing newline allowed; anything else refused, named.
+TEST_F(Virtio, CacheTypeTakesVirtioBlksTwoWordsOnly)
+{
+	EXPECT_EQ(cxmq_virtio_cache_type_parse("cxmq3", "write through"), 0);
+	EXPECT_EQ(cxmq_virtio_cache_type_parse("cxmq3", "write back\n"), 1);
+	EXPECT_TRUE(logs().empty());
+	for (const char *bad : {"write back\n\n", "write-back", "write backx", "write", "",
+				"Write back", " write back", "write through\nwrite back", "1"}) {
+		clear_logs();
+		EXPECT_EQ(cxmq_virtio_cache_type_parse("cxmq3", bad), -CXMQ_EINVAL) << bad;
+		EXPECT_TRUE(logged(CXMQ_LOG_ERR, "cxmq: cxmq3: cache_type=")) << bad;
+		EXPECT_TRUE(logged(CXMQ_LOG_ERR, "must be \"write through\" or \"write back\"")) << bad;
+	}
+	clear_logs();
+	EXPECT_EQ(cxmq_virtio_cache_type_parse("cxmq3", nullptr), -CXMQ_EINVAL);
+	EXPECT_TRUE(logged(CXMQ_LOG_ERR, "cxmq: cxmq3: cache_type= is invalid"));
+	const std::string longer(200, 'w');
+	clear_logs();
+	EXPECT_EQ(cxmq_virtio_cache_type_parse("cxmq3", longer.c_str()), -CXMQ_EINVAL);
+	clear_logs();
+}
+
+} // namespace

@@ -74,6 +74,29 @@ check "O_DSYNC direct writes (FUA: the write, then a flush)" \
 f2=$(stat_flushes $A)
 check "the FUA writes each got their flush ($f1 -> $f2, 32 writes)" test $((f2 - f1)) -ge 32
 
+# cache_type (QEMU offers VIRTIO_BLK_F_CONFIG_WCE): write through turns the kernel's write-cache
+# flag off, so fsyncs end without reaching the device; write back again, and they reach it
+ct=/sys/block/$A/cache_type
+check "$A: cache_type says write back" grep -qx "write back" $ct
+refused "cache_type: a word other than write through/back is refused" $ct "write around" \
+	"$A: cache_type=write around is invalid"
+check "echo 'write through' > cache_type" sh -c "echo 'write through' > $ct"
+check "cache_type and queue/write_cache say write through" sh -c \
+	"grep -qx 'write through' $ct && grep -qx 'write through' /sys/block/$A/queue/write_cache"
+fsync_flushes() { # 16 4k writes each with an fsync: the flushes the device saw
+	local f0
+	f0=$(stat_flushes $A)
+	fio --rw=randwrite --bs=4k --ioengine=psync --direct=1 --fsync=1 --size=4M --io_size=64k \
+		--name=fsync --filename=/dev/$A >/dev/null 2>&1 || { echo -1; return; }
+	echo $(($(stat_flushes $A) - f0))
+}
+n=$(fsync_flushes)
+check "write through: 16 fsyncs, no flush reached the device ($n)" test "$n" = 0
+check "echo 'write back' > cache_type" sh -c "echo 'write back' > $ct"
+n=$(fsync_flushes)
+check "write back again: queue/write_cache says so, the 16 fsyncs flushed ($n)" sh -c \
+	"grep -qx 'write back' /sys/block/$A/queue/write_cache && [ $n -ge 15 ]"
+
 # discard and write-zeroes read back zero (the host punches holes: discard=unmap)
 zero_at() { [ "$(dd if=/dev/$1 bs=1M count=4 skip=$2 iflag=direct status=none | tr -d '\0' | wc -c)" = 0 ]; }
 dd if=/dev/urandom of=/dev/$A bs=1M count=8 oflag=direct status=none
