@@ -19,11 +19,13 @@
 #   O cxmq-virtio  insmod cxmq.ko nr_devices=0, a virtio-blk disk bound to it (QEMU null-co, a
 #                  queue per vCPU, attached with --disk when a virtio target is selected)
 #   P virtio-blk   the kernel's virtio_blk on an identical disk of its own (scheduler none)
-# Jobs (fio, direct=1, iodepth 32, one job per vCPU, time based), each on the targets listed:
+# Jobs (fio, direct=1, iodepth 32, one job per vCPU, time based), each on the targets listed;
+# each is a job file in fio/ (poll-qd32: --iodepth=32 fio/poll.fio), rerun by hand with
+# fio fio/<job>.fio --filename=/dev/...:
 #   randread         4k randread, io_uring                                   all but K, L
 #   randread-libaio  4k randread, libaio                                     cxmq, floor, G-J, O, P
 #   seqwrite         4k sequential write, libaio, batch submit/complete 16,   cxmq, nullb-mq
-#                    each job on its own region (null_blk without a scheduler)
+#                    each job on a 1 GiB region (null_blk without a scheduler)
 #   poll-qd1         4k randread, io_uring --hipri (polled), iodepth 1        K, L
 #   poll-qd32        the same at iodepth 32                                   K, L
 #   shared           4k randread, io_uring, each job over both devices        M, N
@@ -183,7 +185,7 @@ JOBS = {"randread": ("4k randread, io_uring, direct=1, iodepth=32", "read",
                             ("cxmq", "floor", "cxmq-dl", "nullb-dl", "cxmq-kyber", "nullb-kyber") + VIRTIO),
         "randread-qd1": ("4k randread, io_uring, direct=1, iodepth=1, one job", "read", VIRTIO),
         "seqwrite": ("4k sequential write, libaio, direct=1, iodepth=32, batch submit/complete 16, "
-                     "a region per job", "write", ("cxmq", "nullb-mq")),
+                     "a 1 GiB region per job", "write", ("cxmq", "nullb-mq")),
         "poll-qd1": ("4k randread, io_uring --hipri (polled), direct=1, iodepth=1", "read", POLLED),
         "poll-qd32": ("4k randread, io_uring --hipri (polled), direct=1, iodepth=32", "read", POLLED),
         "shared": ("4k randread, io_uring, direct=1, iodepth=32, each job over two devices sharing "

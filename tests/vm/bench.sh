@@ -72,33 +72,16 @@ for j in $JOBS; do job_on "$j" cxmq || job_on "$j" cxmq-poll || job_on "$j" cxmq
 	job_on "$j" cxmq-virtio ||
 	{ echo "bench: unknown job $j"; exit 2; }; done
 
-# fio_args JOB: the job's fio options (less the file, runtime and output)
+# fio_args JOB: the job's fio options (less the file, runtime and output): its job file in
+# fio/, which users rerun by hand (fio fio/<job>.fio --filename=/dev/...)
 fio_args() {
-	local size
+	local f=$CXMQ_ROOT/fio
 	case $1 in
-	randread|randread-libaio)
-		echo --name=randread --rw=randread --bs=4k --direct=1 --iodepth=32 --numjobs="$N" \
-			--norandommap --randrepeat=0
-		[ "$1" = randread ] && echo --ioengine=io_uring || echo --ioengine=libaio ;;
-	seqwrite)
-		# one region of the device per job, written sequentially (and again from its start
-		# if the round outlasts it)
-		size=$(( $(cat /sys/block/$D/size) * 512 / N / 4096 * 4096 ))
-		echo --name=seqwrite --rw=write --bs=4k --ioengine=libaio --direct=1 --iodepth=32 \
-			--iodepth_batch_submit=16 --iodepth_batch_complete_min=16 --numjobs="$N" \
-			--size="$size" --offset_increment="$size" ;;
-	poll-qd1|poll-qd32)
-		# IORING_SETUP_IOPOLL: every IO polled on the device's poll queue
-		echo --name=poll --rw=randread --bs=4k --direct=1 --ioengine=io_uring --hipri \
-			--iodepth="${1#poll-qd}" --numjobs="$N" --norandommap --randrepeat=0 ;;
-	randread-qd1)
-		echo --name=qd1 --rw=randread --bs=4k --direct=1 --ioengine=io_uring --iodepth=1 \
-			--numjobs=1 --norandommap --randrepeat=0 ;;
-	shared)
-		# both devices of the set (each job round-robin over the two): this --filename wins
-		echo --name=shared --filename="/dev/$D:/dev/${D%0}1" --rw=randread --bs=4k \
-			--direct=1 --ioengine=io_uring --iodepth=32 --numjobs="$N" --norandommap \
-			--randrepeat=0 ;;
+	randread|randread-libaio|randread-qd1|seqwrite) echo "$f/$1.fio" ;;
+	poll-qd1) echo "$f/poll.fio" ;;
+	poll-qd32) echo --iodepth=32 "$f/poll.fio" ;; # poll.fio leaves iodepth open
+	shared) # both devices of the set (each job round-robin over the two): this --filename wins
+		echo --filename="/dev/$D:/dev/${D%0}1" "$f/randread.fio" ;;
 	esac
 }
 

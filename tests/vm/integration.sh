@@ -38,10 +38,13 @@ check "logical block size is bs=512" test "$(cat /sys/block/cxmq0/queue/logical_
 
 common=(--filename=/dev/cxmq0 --bs=4k --direct=1 --iodepth=32 --numjobs="$CXMQ_CPUS"
 	--time_based --runtime="$RUNTIME" --group_reporting=0 --norandommap --randrepeat=0)
-fio_ok "fio 4k randread io_uring ${RUNTIME}s" --name=randread --rw=randread --ioengine=io_uring "${common[@]}"
+fio_ok "fio/randread.fio (4k randread io_uring QD32) ${RUNTIME}s" --filename=/dev/cxmq0 \
+	--time_based --runtime="$RUNTIME" "$CXMQ_ROOT/fio/randread.fio"
 fio_ok "fio 4k randwrite libaio ${RUNTIME}s" --name=randwrite --rw=randwrite --ioengine=libaio "${common[@]}"
 fio_ok "fio 64k mixed rw psync 3s" --name=mixed --rw=randrw --ioengine=psync --filename=/dev/cxmq0 \
 	--bs=64k --direct=1 --numjobs=2 --time_based --runtime=3
+fio_ok "fio/mixed.fio (70/30 4k-64k io_uring QD16) 3s" --filename=/dev/cxmq0 --time_based \
+	--runtime=3 "$CXMQ_ROOT/fio/mixed.fio"
 check "rmmod cxmq" rmmod cxmq
 check "/dev/cxmq0 is gone" test ! -e /dev/cxmq0
 

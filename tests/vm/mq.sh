@@ -61,7 +61,8 @@ check "rmmod (tag exhaustion)" rmmod cxmq
 
 check "insmod busy_every=7 memory_backed=1 irqmode=1" \
 	insmod "$CXMQ_KO" busy_every=7 memory_backed=1 irqmode=1 submit_queues="$CPUS" gb=1
-fio_ok "fio verify through a busy backend" $(verify_args busy)
+fio_ok "fio/randwrite-verify.fio (4k-64k, crc32c) through a busy backend" \
+	--filename=/dev/cxmq0 "$CXMQ_ROOT/fio/randwrite-verify.fio"
 cat "$STATS" | sed 's/^/#   /'
 busy=$(stat_value busy_answers)
 check "the backend answered busy ($busy times) and the queue counted it" \
