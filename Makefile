@@ -3,6 +3,7 @@
 #   make                 build cxmq.ko against KDIR (default: Debian's 6.1 headers)
 #   make KDIR=<tree>     build against another kernel tree (e.g. the test kernel's O= dir)
 #   make check-ko        fail if cxmq.ko has global constructors or exception tables
+#   make install         modules_install (INSTALL_MOD_PATH=<root> to install elsewhere); DKMS: dkms.conf
 #   make host-test       the C++ core under GoogleTest with ASan+UBSan (and TSan)
 #   make test            every test layer (scripts/test.sh): host, KUnit, VM
 #   make demo            the main job: build, boot a VM, load, fio on /dev/cxmq0, show sysfs
@@ -29,6 +30,11 @@ module:
 check-ko: module
 	@for ko in *.ko; do scripts/check-ko.sh $$ko || exit 1; done
 
+# modules_install: $(INSTALL_MOD_PATH)/lib/modules/<kernel>/updates/cxmq.ko (then depmod, where
+# the kernel tree has its System.map; Debian's headers have none: run depmod yourself)
+install: all
+	@$(MAKE) -C $(KDIR) M=$(PWD) INSTALL_MOD_PATH=$(INSTALL_MOD_PATH) INSTALL_MOD_DIR=updates modules_install
+
 host-test:
 	@$(MAKE) -C tests/host
 
@@ -46,7 +52,7 @@ bench:
 
 clean:
 	@if [ -d "$(KDIR)" ]; then $(MAKE) -C $(KDIR) M=$(PWD) clean; fi
-	@$(MAKE) -C tests/host clean
+	@if [ -d tests/host ]; then $(MAKE) -C tests/host clean; fi
 	@rm -f .build.log
 
-.PHONY: all module check-ko host-test test demo bench scenarios clean
+.PHONY: all module check-ko install host-test test demo bench scenarios clean

@@ -14,7 +14,7 @@ fi
 out="$CXMQ_CACHE/modbuild/$(cache_key "$kbuild" "$CXMQ_ROOT")"
 mkdir -p "$out"
 # copy the sources, keeping timestamps, so Kbuild rebuilds only what changed
-(cd "$CXMQ_ROOT" && tar cf - Kbuild Makefile include src kunit scripts/check-ko.sh scripts/lib.sh) |
+(cd "$CXMQ_ROOT" && tar cf - Kbuild Makefile dkms.conf include src kunit scripts/check-ko.sh scripts/lib.sh) |
 	(cd "$out" && tar xpf -)
 # sources deleted from the repository must not linger in the copy
 (cd "$out" && find src kunit include -type f \( -name '*.c' -o -name '*.cpp' -o -name '*.h' \) | while read -r f; do

@@ -142,10 +142,20 @@ if [ $need_vm = 1 ] && [[ " $LAYERS " == *" vm "* ]]; then
 	log "layer vm: integration on Debian's stock kernel, module built against linux-headers-amd64"
 	if dkdir=$(scripts/fetch-debian-kernel.sh) && dko=$(scripts/build-module.sh "$dkdir" 2>"$RUN_DIR/build-debian.log"); then
 		add "build: cxmq for Debian kernel" 1 0
+		# DKMS builds it too, installed into the kernel's unpacked module tree: dkms.sh
+		# modprobes it and runs the integration job on it
+		dkms_job=
+		if scripts/dkms-build.sh "$dkdir" > "$RUN_DIR/dkms.out" 2> "$RUN_DIR/dkms.log"; then
+			add "build: cxmq with DKMS for Debian kernel ($(cat "$RUN_DIR/dkms.out"))" 1 0
+			dkms_job=dkms.sh
+		else
+			tail -n 30 "$RUN_DIR/dkms.log"; add "build: cxmq with DKMS for Debian kernel" 0 1
+		fi
 		virtio_disks debian-kernel-4cpu
-		vm_job debian-kernel-4cpu "$dkdir" 4 tests/vm/suite.sh virtio_disks.sh virtio.sh integration.sh mq.sh -- \
+		vm_job debian-kernel-4cpu "$dkdir" 4 tests/vm/suite.sh virtio_disks.sh virtio.sh integration.sh mq.sh $dkms_job -- \
 			"CXMQ_KO_DIR=$dko" "CXMQ_VIRTIO_DISKS=$VIRTIO_DISKS" "CXMQ_VIRTIO_DATA=$VIRTIO_DATA" CXMQ_VIRTIO_AFFINITY=cxmq-a \
-			CXMQ_FIO_RUNTIME=5 CXMQ_VERIFY_SIZE=32m CXMQ_MERGE_SIZE=8m CXMQ_POLL_SECONDS=2 CXMQ_POLL_SIZE=4m
+			CXMQ_FIO_RUNTIME=5 CXMQ_VERIFY_SIZE=32m CXMQ_MERGE_SIZE=8m CXMQ_POLL_SECONDS=2 CXMQ_POLL_SIZE=4m \
+			"CXMQ_DKMS_VERSION=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"$/\1/p' dkms.conf)"
 		vm_job scenarios-debian-kernel-4cpu "$dkdir" 4 tests/vm/scenarios.sh "CXMQ_KO_DIR=$dko" CXMQ_SCEN_SECONDS=20 CXMQ_SCEN_CYCLES=100 CXMQ_SCEN_NULLB=1
 	else
 		cat "$RUN_DIR/build-debian.log" 2>/dev/null; add "build: cxmq for Debian kernel" 0 1

@@ -652,3 +652,4 @@ module_init(cxmq_init);
 module_exit(cxmq_exit);
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("cxmq: blk-mq rebuilt in freestanding C++");
+MODULE_VERSION(CXMQ_VERSION);

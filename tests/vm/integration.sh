@@ -8,12 +8,13 @@ dmesg_mark
 # refused: insmod fails with EINVAL, a pr_err names the parameter, nothing stays registered
 refused() {
 	local param=$1 msg
-	if insmod "$CXMQ_KO" $param 2>/tmp/insmod.err; then
+	if load_cxmq $param 2>/tmp/insmod.err; then
 		rmmod cxmq; fail "insmod $param is refused" "insmod succeeded"; return
 	fi
 	msg=$(dmesg | tail -n 5)
-	# kmod's insmod reports EINVAL as "Invalid parameters" (any other errno as strerror)
-	if ! grep -q 'Invalid parameters' /tmp/insmod.err; then
+	# kmod's insmod reports EINVAL as "Invalid parameters" (any other errno as strerror),
+	# modprobe as "Invalid argument"
+	if ! grep -qE 'Invalid parameters|Invalid argument' /tmp/insmod.err; then
 		fail "insmod $param is refused" "not EINVAL: $(cat /tmp/insmod.err)"
 	elif ! grep -q "cxmq: ${param%%=*}=.* is invalid: must be" <<<"$msg"; then
 		fail "insmod $param is refused" "no pr_err naming ${param%%=*}: $msg"
@@ -31,7 +32,7 @@ for p in ${CXMQ_PARAM_TESTS:-gb=0 gb=2000000 bs=3000 bs=256 bs=8192 hw_queue_dep
 	refused "$p"
 done
 
-check "insmod cxmq.ko submit_queues=$CXMQ_CPUS" insmod "$CXMQ_KO" submit_queues="$CXMQ_CPUS" gb=16
+check "insmod cxmq.ko submit_queues=$CXMQ_CPUS" load_cxmq submit_queues="$CXMQ_CPUS" gb=16
 check "/dev/cxmq0 is a block device" test -b /dev/cxmq0
 check "capacity is gb=16" test "$(cat /sys/block/cxmq0/size)" = $((16 * 1024 * 1024 * 2))
 check "logical block size is bs=512" test "$(cat /sys/block/cxmq0/queue/logical_block_size)" = 512
@@ -48,7 +49,7 @@ fio_ok "fio/mixed.fio (70/30 4k-64k io_uring QD16) 3s" --filename=/dev/cxmq0 --t
 check "rmmod cxmq" rmmod cxmq
 check "/dev/cxmq0 is gone" test ! -e /dev/cxmq0
 
-check "nr_devices=3 bs=4096 creates three devices" insmod "$CXMQ_KO" nr_devices=3 bs=4096 gb=1
+check "nr_devices=3 bs=4096 creates three devices" load_cxmq nr_devices=3 bs=4096 gb=1
 check "cxmq2 has bs=4096" test "$(cat /sys/block/cxmq2/queue/logical_block_size 2>/dev/null)" = 4096
 fio_ok "fio on three devices at once" --name=multi --rw=randread --ioengine=libaio --bs=4k \
 	--direct=1 --iodepth=8 --time_based --runtime=3 \

@@ -5,6 +5,15 @@ KO_DIR=${CXMQ_KO_DIR:?CXMQ_KO_DIR not set}
 CXMQ_KO=$KO_DIR/cxmq.ko
 PASSED=0
 FAILED=0
+# load_cxmq PARAMS...: insmod cxmq.ko; with CXMQ_LOAD=modprobe (tests/vm/dkms.sh) modprobe of the
+# DKMS-built module installed in the kernel's module tree
+load_cxmq() {
+	if [ "${CXMQ_LOAD:-insmod}" = modprobe ]; then
+		modprobe -d "$CXMQ_MODROOT" -S "$CXMQ_KABI" cxmq "$@"
+	else
+		insmod "$CXMQ_KO" "$@"
+	fi
+}
 
 pass() { echo "ok - $1"; PASSED=$((PASSED + 1)); }
 fail() { echo "not ok - $1"; FAILED=$((FAILED + 1)); shift; [ $# -gt 0 ] && printf '#   %s\n' "$@"; }
