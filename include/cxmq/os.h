@@ -268,6 +268,41 @@ int cxmq_os_queue_rq_affinity(void *host);
 void *cxmq_os_plug(void *owner, cxmq_size_t size,
 		   void (*unplug)(void *storage, int from_schedule));
 
+/* ---- tracepoints (the kernel's TRACE_EVENT, tracefs events/cxmq/: src/shim/trace.c) ---- */
+enum cxmq_trace_event {
+	CXMQ_TRACE_INSERT,   /* a request went onto a software queue or into the scheduler */
+	CXMQ_TRACE_MERGE,    /* a bio merged into a request: arg CXMQ_TRACE_MERGE_ARG(site, kind) */
+	CXMQ_TRACE_ISSUE,    /* handed to the backend (its queue_rq) */
+	CXMQ_TRACE_REQUEUE,  /* the backend answered busy: back on the dispatch list */
+	CXMQ_TRACE_COMPLETE, /* ended: arg its status (enum cxmq_status), ns since its issue */
+	CXMQ_TRACE_PLUG,     /* the first request of a task's plug */
+	CXMQ_TRACE_UNPLUG,   /* the plug flushed: arg its requests, ns 1 when from schedule */
+	CXMQ_TRACE_RUN,      /* a hardware queue run: arg the requests it dispatched */
+	CXMQ_TRACE_NR_EVENTS,
+};
+/* A merge: where the request was (the task's plug, a software queue, the scheduler) and how the
+ * bio joined it (at its end, before its start, as another discard range). */
+enum cxmq_trace_merge_site { CXMQ_TRACE_MERGE_PLUG, CXMQ_TRACE_MERGE_CTX, CXMQ_TRACE_MERGE_SCHED };
+enum cxmq_trace_merge_kind { CXMQ_TRACE_MERGE_BACK, CXMQ_TRACE_MERGE_FRONT, CXMQ_TRACE_MERGE_DISCARD };
+#define CXMQ_TRACE_MERGE_ARG(site, kind) (((site) << 4) | (kind))
+/* Bit e set: event e is enabled (its tracepoint's register callback sets it, unregister clears
+ * it), so a disabled event costs the core a load and a branch. The core reads it relaxed. */
+extern cxmq_u32 cxmq_os_trace_mask;
+/* What an event says of a request (RUN and UNPLUG: sector, nr_sectors, tag and op unused). */
+struct cxmq_trace_rq {
+	void *host;          /* the queue's host handle (cxmq_queue_set_host): the disk */
+	cxmq_u64 sector;
+	cxmq_u32 nr_sectors;
+	cxmq_u32 tag;
+	cxmq_u32 hctx;       /* hardware queue number */
+	cxmq_u32 cpu;        /* the software queue's CPU (RUN: the CPU running it) */
+	cxmq_u32 flags;      /* cxmq_bio_flags */
+	cxmq_u16 op;         /* enum cxmq_op */
+	cxmq_u16 nr_bios;
+};
+void cxmq_os_trace(enum cxmq_trace_event e, const struct cxmq_trace_rq *t, cxmq_u32 arg,
+		   cxmq_u64 ns);
+
 /* ---- virtqueues (the virtio backend; the caller serialises the calls on one virtqueue) ---- */
 struct cxmq_os_vq;
 /* One virtio-blk request as a virtqueue takes it: device-readable, the header then the data of

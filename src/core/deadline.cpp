@@ -232,19 +232,19 @@ bool Deadline::bio_merge(HwQueue &h, const Bio &b, const cxmq_limits &lim)
 	MergeResult r = MergeResult::kNone;
 	if (d.last_merge) {
 		rq = d.last_merge;
-		r = attempt_merge(*rq, b, lim);
+		r = attempt_merge(*rq, b, lim, MergeSite::kSched);
 	}
 	if (r == MergeResult::kNone && lim.nomerges == 0) {
 		Request *back = rq_of(pp.sort[dir].last_below(b.sector));
 		if (back && back->end_sector() == b.sector) {
 			rq = back;
-			r = attempt_merge(*rq, b, lim);
+			r = attempt_merge(*rq, b, lim, MergeSite::kSched);
 		}
 		if (r == MergeResult::kNone && load_relaxed(t_.front_merges)) {
 			Request *front = rq_of(pp.sort[dir].find(b.sector + b.nr_sectors));
 			if (front) {
 				rq = front;
-				r = attempt_merge(*rq, b, lim);
+				r = attempt_merge(*rq, b, lim, MergeSite::kSched);
 			}
 		}
 	}

@@ -165,7 +165,7 @@ bool Kyber::bio_merge(HwQueue &h, const Bio &b, const cxmq_limits &lim)
 {
 	KyberHctx &k = kh(h);
 	LockGuard g(k.lock);
-	Request *rq = list_merge(k.rqs[domain_of(b.op)], b, lim);
+	Request *rq = list_merge(k.rqs[domain_of(b.op)], b, lim, MergeSite::kSched);
 	if (!rq)
 		return false;
 	cxmq_os_bio_merged(b.bio, b.cookie, rq->cookie);

@@ -158,29 +158,40 @@ MergeKind merge_kind(const Request &rq, const Bio &b, const cxmq_limits &lim)
 	return MergeKind::kNone;
 }
 
-MergeResult attempt_merge(Request &rq, const Bio &b, const cxmq_limits &lim)
+MergeResult attempt_merge(Request &rq, const Bio &b, const cxmq_limits &lim, MergeSite site)
 {
 	if (!merge_ok(rq, b))
 		return MergeResult::kNone;
+	MergeResult r;
+	u32 kind;
 	switch (merge_kind(rq, b, lim)) {
 	case MergeKind::kBack:
-		return back_merge(rq, b, lim);
+		r = back_merge(rq, b, lim);
+		kind = CXMQ_TRACE_MERGE_BACK;
+		break;
 	case MergeKind::kFront:
-		return front_merge(rq, b, lim);
+		r = front_merge(rq, b, lim);
+		kind = CXMQ_TRACE_MERGE_FRONT;
+		break;
 	case MergeKind::kDiscard:
-		return discard_merge(rq, b, lim);
+		r = discard_merge(rq, b, lim);
+		kind = CXMQ_TRACE_MERGE_DISCARD;
+		break;
 	default:
 		return MergeResult::kNone;
 	}
+	if (r == MergeResult::kMerged)
+		trace_rq(CXMQ_TRACE_MERGE, rq, CXMQ_TRACE_MERGE_ARG(u32(site), kind));
+	return r;
 }
 
-Request *list_merge(const List &l, const Bio &b, const cxmq_limits &lim)
+Request *list_merge(const List &l, const Bio &b, const cxmq_limits &lim, MergeSite site)
 {
 	Request *merged = nullptr;
 	u32 tries = kListMergeTries;
 	l.for_each_reverse([&](ListNode *n) {
 		Request &rq = *Request::from_node(n);
-		MergeResult r = attempt_merge(rq, b, lim);
+		MergeResult r = attempt_merge(rq, b, lim, site);
 		if (r == MergeResult::kMerged)
 			merged = &rq;
 		return r == MergeResult::kNone && --tries;
@@ -233,10 +244,11 @@ bool Queue::ctx_merge(SwQueue &c, const Bio &b)
 	LockGuard g(c.lock);
 	Request *merged = nullptr;
 	if (lim.nomerges == 1) {
-		if (c.last_merge && attempt_merge(*c.last_merge, b, lim) == MergeResult::kMerged)
+		if (c.last_merge &&
+		    attempt_merge(*c.last_merge, b, lim, MergeSite::kCtx) == MergeResult::kMerged)
 			merged = c.last_merge;
 	} else {
-		merged = list_merge(c.rq_list, b, lim);
+		merged = list_merge(c.rq_list, b, lim, MergeSite::kCtx);
 	}
 	if (c.last_merge && (c.last_merge->rq_flags & Request::kNoMerge))
 		c.last_merge = nullptr; // req_set_nomerge

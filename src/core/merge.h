@@ -6,6 +6,7 @@
 #pragma once
 
 #include "request.h"
+#include "trace.h"
 
 namespace cxmq {
 
@@ -16,6 +17,13 @@ enum class MergeResult {
 };
 
 enum class MergeKind { kNone, kBack, kFront, kDiscard };
+
+// Where the request a bio merges into is (the merge tracepoint says it).
+enum class MergeSite : u32 {
+	kPlug = CXMQ_TRACE_MERGE_PLUG,
+	kCtx = CXMQ_TRACE_MERGE_CTX,
+	kSched = CXMQ_TRACE_MERGE_SCHED,
+};
 
 // A bio that may ever merge: not a flush, not FUA/PREFLUSH/NOMERGE (REQ_NOMERGE_FLAGS).
 bool bio_mergeable(const Bio &b);
@@ -29,14 +37,16 @@ bool merge_ok(const Request &rq, const Bio &b);
 // end where it starts (front).
 MergeKind merge_kind(const Request &rq, const Bio &b, const cxmq_limits &lim);
 // Tries to merge b into rq: checks everything above, then the limits (sectors, segments,
-// discard ranges), then links the bio in. On kMerged the caller accounts the merge.
-MergeResult attempt_merge(Request &rq, const Bio &b, const cxmq_limits &lim);
+// discard ranges), then links the bio in. On kMerged the caller accounts the merge (the merge
+// event is traced here).
+MergeResult attempt_merge(Request &rq, const Bio &b, const cxmq_limits &lim,
+			  MergeSite site = MergeSite::kCtx);
 
 // blk_bio_list_merge: tries the newest kListMergeTries requests of `l` (Request::node), newest
 // first, stopping at the first whose position fits but whose limits do not. Returns the request
 // the bio merged into, or nullptr.
 constexpr u32 kListMergeTries = 8;
-Request *list_merge(const List &l, const Bio &b, const cxmq_limits &lim);
+Request *list_merge(const List &l, const Bio &b, const cxmq_limits &lim, MergeSite site);
 
 // The largest request of rq's operation, in sectors (blk_queue_get_max_sectors).
 u32 max_rq_sectors(const cxmq_limits &lim, u16 op);

@@ -145,6 +145,7 @@ void Queue::insert_sched(HwQueue &h, Request &rq)
 		return;
 	}
 	Request *one = &rq;
+	trace_rq(CXMQ_TRACE_INSERT, rq);
 	elv_->insert_requests(h, &one, 1);
 }
 

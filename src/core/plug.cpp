@@ -48,6 +48,8 @@ bool Queue::plug_bio(const Bio &b, u32 cpu, bool nowait)
 	if (p->nr >= Plug::kMaxRequests ||
 	    (p->nr && lim.nomerges < 2 && p->rqs[p->nr - 1]->nr_sectors >= Plug::kFlushSectors))
 		flush_plug(*p, false);
+	if (!p->nr)
+		trace_hctx(CXMQ_TRACE_PLUG, *rq->hctx, cpu);
 	p->rqs[p->nr++] = rq;
 	return true;
 }
@@ -56,7 +58,7 @@ bool Queue::plug_bio(const Bio &b, u32 cpu, bool nowait)
 bool Queue::plug_merge(Plug &p, const Bio &b, const cxmq_limits &lim)
 {
 	Request &rq = *p.rqs[p.nr - 1];
-	if (attempt_merge(rq, b, lim) != MergeResult::kMerged)
+	if (attempt_merge(rq, b, lim, MergeSite::kPlug) != MergeResult::kMerged)
 		return false;
 	add_relaxed(rq_ctx(rq).plug_merged, u64(1));
 	cxmq_os_bio_merged(b.bio, b.cookie, rq.cookie);
@@ -97,6 +99,7 @@ void Queue::flush_plug(Plug &p, bool from_schedule)
 	add_relaxed(me.unplugs, u64(1));
 	add_relaxed(me.unplugged, u64(n));
 	add_relaxed(me.unplug_sizes[min(31u - u32(__builtin_clz(n)), kUnplugBuckets - 1)], u64(1));
+	trace_hctx(CXMQ_TRACE_UNPLUG, *p.rqs[0]->hctx, cxmq_os_this_cpu(), n, from_schedule);
 	if (elv_) {
 		flush_plug_sched(p, from_schedule);
 		return;
@@ -120,6 +123,7 @@ void Queue::flush_plug(Plug &p, bool from_schedule)
 			for (u32 j = i; j < n; j++) {
 				if (sent[j] || &rq_ctx(*p.rqs[j]) != &c)
 					continue;
+				trace_rq(CXMQ_TRACE_INSERT, *p.rqs[j]);
 				c.rq_list.push_back(&p.rqs[j]->node);
 				if (!c.last_merge)
 					c.last_merge = p.rqs[j];
@@ -161,6 +165,8 @@ void Queue::flush_plug_sched(Plug &p, bool from_schedule)
 				sent[j] = true;
 			}
 		}
+		for (u32 j = 0; j < k; j++)
+			trace_rq(CXMQ_TRACE_INSERT, *batch[j]);
 		elv_->insert_requests(*h, batch, k);
 		if (from_schedule)
 			run_hw_queue_async(*h, 0);

@@ -469,6 +469,7 @@ bool Queue::issue_direct(HwQueue &h, Request &rq)
 
 void Queue::insert_to_ctx(SwQueue &c, Request &rq)
 {
+	trace_rq(CXMQ_TRACE_INSERT, rq); // before: once staged, it may complete at once
 	LockGuard g(c.lock);
 	c.rq_list.push_back(&rq.node);
 	store_relaxed(c.nr_pending, c.nr_pending + 1);
@@ -613,6 +614,7 @@ void Queue::park_list(HwQueue &h, List &list)
 void Queue::account_dispatch_run(HwQueue &h, u32 n)
 {
 	add_relaxed(h.dispatched[dispatch_bucket(n)], u64(1));
+	trace_hctx(CXMQ_TRACE_RUN, h, cxmq_os_this_cpu(), n);
 }
 
 // ---- completion ----
@@ -641,6 +643,7 @@ void Queue::complete_request(Request &rq, cxmq_status status)
 	void *bio = rq.bio, *tail = rq.biotail;
 	const u64 cookie = rq.cookie;
 	add_relaxed(rq_ctx(rq).completed[rq.is_write()], u64(1));
+	trace_complete(rq, status);
 	if (elv_)
 		finish_sched(h, rq);
 	rq.bio = rq.biotail = nullptr;

@@ -167,6 +167,7 @@ public:
 	// The limits merging respects: the host's, read now (the user may change them), or the
 	// configuration's until a host is set.
 	void set_host(void *host) { host_ = host; }
+	void *host() const { return host_; }
 	void limits(cxmq_limits *lim) const;
 	static void default_limits(const cxmq_dev_config &cfg, cxmq_limits *lim);
 	// Completes a request the backend owns: ends its bios, frees its tag (if a timeout ended

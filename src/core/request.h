@@ -46,6 +46,7 @@ struct Request {
 	u32 elv_priv;          // the scheduler's flags
 	u64 tstate;            // the timeout state (timeout.h): deadline, generation, where it is
 	u32 driver_tag;        // a shared set's, with a scheduler: 1 + the shared tag held, 0 none
+	u64 issue_ns;          // when it last went to the backend, while tracing (trace.h)
 
 	// The backend's payload, sized by Backend::pdu_size() and cache-line aligned.
 	void *pdu() { return reinterpret_cast<char *>(this) + pdu_offset(); }
@@ -69,6 +70,7 @@ struct Request {
 		flags = b.flags;
 		rq_flags = 0;
 		elv_priv = 0;
+		issue_ns = 0;
 		nr_bios = 1;
 		nr_segs = b.nr_segs;
 		op = b.op;

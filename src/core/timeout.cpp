@@ -28,6 +28,7 @@ void Queue::start_request(Request &rq)
 	__atomic_store_n(&rq.tstate, make(deadline, gen(w) + 1, kInFlight), __ATOMIC_SEQ_CST);
 	if (cxmq_unlikely(!__atomic_load_n(&timeout_armed_, __ATOMIC_SEQ_CST)))
 		arm_timeout();
+	trace_issue(rq);
 }
 
 // The backend refused the request (busy): idle again, to be sent later. False when a timeout
@@ -36,8 +37,10 @@ bool Queue::unstart_request(Request &rq)
 {
 	u64 w = load_relaxed(rq.tstate);
 	while (state(w) == kInFlight)
-		if (cas(rq.tstate, &w, with_state(w, kIdle)))
+		if (cas(rq.tstate, &w, with_state(w, kIdle))) {
+			trace_rq(CXMQ_TRACE_REQUEUE, rq);
 			return true;
+		}
 	CXMQ_WARN_ON(state(w) != kTimedOut);
 	free_request(rq);
 	return false;
@@ -121,6 +124,7 @@ void Queue::end_timed_out(Request &rq)
 	void *bio = rq.bio, *tail = rq.biotail;
 	const u64 cookie = rq.cookie;
 	add_relaxed(rq_ctx(rq).completed[rq.is_write()], u64(1));
+	trace_complete(rq, CXMQ_STS_TIMEOUT);
 	rq.bio = rq.biotail = nullptr;
 	Request::end_bios(bio, tail, CXMQ_STS_TIMEOUT, cookie);
 }

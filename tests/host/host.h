@@ -60,6 +60,18 @@ bool logged(int level, const std::string &needle);
 unsigned warn_count();
 void expect_warnings(bool yes);
 
+// ---- tracepoints (cxmq_os_trace) ----
+struct TraceEvent {
+	cxmq_trace_event e;
+	cxmq_trace_rq rq;
+	uint32_t arg;
+	uint64_t ns;
+};
+// Enables the events of `mask` (bits of enum cxmq_trace_event; reset() disables all) and
+// clears what was recorded; trace_events() is every event since, in the order they came.
+void set_trace(uint32_t mask);
+std::vector<TraceEvent> trace_events();
+
 // ---- bios ----
 struct FakeBio {
 	static constexpr uint32_t kMagic = 0xb10b10b1u;

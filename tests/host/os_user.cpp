@@ -1573,6 +1573,24 @@ int64_t now_ns()
 		.count();
 }
 
+namespace {
+std::mutex g_trace_m;
+std::vector<TraceEvent> g_trace;
+} // namespace
+
+void set_trace(uint32_t mask)
+{
+	std::lock_guard<std::mutex> g(g_trace_m);
+	g_trace.clear();
+	__atomic_store_n(&cxmq_os_trace_mask, mask, __ATOMIC_RELAXED);
+}
+
+std::vector<TraceEvent> trace_events()
+{
+	std::lock_guard<std::mutex> g(g_trace_m);
+	return g_trace;
+}
+
 std::vector<LogLine> logs()
 {
 	std::lock_guard<std::mutex> g(g_log_m);
@@ -1889,6 +1907,7 @@ void advance_clock(int64_t ns)
 
 void reset()
 {
+	set_trace(0);
 	set_clock_manual(false, 0);
 	set_topology(simple_topology(4));
 	t_cpu = 0;
@@ -2079,6 +2098,17 @@ int cxmq_os_queue_rq_affinity(void *host)
 {
 	return int(__atomic_load_n(&static_cast<const cxmq_limits *>(host)->rq_affinity,
 				   __ATOMIC_RELAXED));
+}
+
+cxmq_u32 cxmq_os_trace_mask;
+
+void cxmq_os_trace(enum cxmq_trace_event e, const struct cxmq_trace_rq *t, cxmq_u32 arg,
+		   cxmq_u64 ns)
+{
+	if (e >= CXMQ_TRACE_NR_EVENTS || !(__atomic_load_n(&cxmq_os_trace_mask, __ATOMIC_RELAXED) & (1u << e)))
+		report("cxmq_os_trace: event %d emitted while disabled", int(e));
+	std::lock_guard<std::mutex> g(g_trace_m);
+	g_trace.push_back(TraceEvent{e, *t, arg, ns});
 }
 
 void *cxmq_os_plug(void *owner, cxmq_size_t size, void (*unplug)(void *storage, int from_schedule))
