@@ -19,6 +19,7 @@
 #   O cxmq-virtio  insmod cxmq.ko nr_devices=0, a virtio-blk disk bound to it (QEMU null-co, a
 #                  queue per vCPU, attached with --disk when a virtio target is selected)
 #   P virtio-blk   the kernel's virtio_blk on an identical disk of its own (scheduler none)
+#   Q cxmq-notrace A built without its tracepoints (make CXMQ_TRACE=0): what they cost while off
 # Jobs (fio, direct=1, iodepth 32, one job per vCPU, time based), each on the targets listed;
 # each is a job file in fio/ (poll-qd32: --iodepth=32 fio/poll.fio), rerun by hand with
 # fio fio/<job>.fio --filename=/dev/...:
@@ -48,7 +49,7 @@
 # usage: bench.sh [--kernel debian|test|DIR] [--cpus N] [--rounds N] [--runtime S]
 #                 [--targets "cxmq nullb-mq nullb-bio cxmq-mem brd floor cxmq-dl nullb-dl
 #                             cxmq-kyber nullb-kyber cxmq-poll nullb-poll cxmq-shared
-#                             nullb-shared cxmq-virtio virtio-blk"]
+#                             nullb-shared cxmq-virtio virtio-blk cxmq-notrace"]
 #                 [--jobs "randread randread-libaio seqwrite poll-qd1 poll-qd32 shared"] [--mem MB]
 #                 [--out DIR]
 # Environment: CXMQ_CPUS (vCPUs, default 2), CXMQ_CACHE.
@@ -58,7 +59,7 @@ cd "$CXMQ_ROOT"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 kernel=debian cpus=${CXMQ_CPUS:-2} rounds=3 runtime=10 mem=3072 out=
-targets="cxmq nullb-mq nullb-bio cxmq-mem brd floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber cxmq-poll nullb-poll cxmq-shared nullb-shared cxmq-virtio virtio-blk"
+targets="cxmq nullb-mq nullb-bio cxmq-mem brd floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber cxmq-poll nullb-poll cxmq-shared nullb-shared cxmq-virtio virtio-blk cxmq-notrace"
 jobs="randread randread-libaio seqwrite poll-qd1 poll-qd32 shared"
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -78,14 +79,14 @@ for v in cpus rounds runtime mem; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "--$v wants a positive integer, not '${!v}'"
 done
 for t in $targets; do
-	case $t in cxmq|nullb-mq|nullb-bio|cxmq-mem|brd|floor|cxmq-dl|nullb-dl|cxmq-kyber|nullb-kyber|cxmq-poll|nullb-poll|cxmq-shared|nullb-shared|cxmq-virtio|virtio-blk) ;;
+	case $t in cxmq|nullb-mq|nullb-bio|cxmq-mem|brd|floor|cxmq-dl|nullb-dl|cxmq-kyber|nullb-kyber|cxmq-poll|nullb-poll|cxmq-shared|nullb-shared|cxmq-virtio|virtio-blk|cxmq-notrace) ;;
 	*) die "unknown target $t" ;; esac
 done
 # job_on JOB TARGET: whether JOB is measured on TARGET (as in tests/vm/bench.sh)
 job_on() {
 	case $1 in
 	randread) [[ " cxmq-poll nullb-poll cxmq-shared nullb-shared " != *" $2 "* ]] ;;
-	randread-libaio) [[ " cxmq floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber cxmq-virtio virtio-blk " == *" $2 "* ]] ;;
+	randread-libaio) [[ " cxmq floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber cxmq-virtio virtio-blk cxmq-notrace " == *" $2 "* ]] ;;
 	seqwrite) [[ " cxmq nullb-mq " == *" $2 "* ]] ;;
 	poll-qd1|poll-qd32) [[ " cxmq-poll nullb-poll " == *" $2 "* ]] ;;
 	shared) [[ " cxmq-shared nullb-shared " == *" $2 "* ]] ;;
@@ -114,8 +115,9 @@ test) kdir=$(scripts/build-test-kernel.sh)
 *) kdir=$(realpath "$kernel") ;;
 esac
 # only the modules a selected target needs
-ko= floorko=
+ko= floorko= notraceko=
 if grep -qE '(^| )cxmq(-mem|-dl|-kyber|-poll|-shared|-virtio)?( |$)' <<<"$loaded"; then ko=$(scripts/build-module.sh "$kdir"); fi
+if grep -qE '(^| )cxmq-notrace( |$)' <<<"$loaded"; then notraceko=$(CXMQ_TRACE=0 scripts/build-module.sh "$kdir"); fi
 # the virtio targets' two identical disks (QEMU null-co, 16 GiB, a queue per vCPU)
 vdisks=()
 if grep -qE '(^| )(cxmq-virtio|virtio-blk)( |$)' <<<"$loaded"; then
@@ -156,7 +158,8 @@ sampler() {
 sampler & spid=$!
 set +e
 scripts/vm-run.sh --kernel "$kdir" --cpus "$cpus" --mem "$mem" --timeout "$timeout" --out "$out" "${vdisks[@]}" \
-	--env CXMQ_KO_DIR="$ko" --env CXMQ_FLOOR_KO_DIR="$floorko" --env CXMQ_BENCH_ROUNDS="$rounds" \
+	--env CXMQ_KO_DIR="$ko" --env CXMQ_FLOOR_KO_DIR="$floorko" --env CXMQ_NOTRACE_KO_DIR="$notraceko" \
+	--env CXMQ_BENCH_ROUNDS="$rounds" \
 	--env CXMQ_BENCH_RUNTIME="$runtime" --env CXMQ_BENCH_TARGETS="$targets" \
 	--env CXMQ_BENCH_JOBS="$jobs" tests/vm/bench.sh
 vmrc=$?
@@ -174,7 +177,8 @@ NAMES = {"cxmq": ("A", "cxmq"), "nullb-mq": ("B", "null_blk mq"), "nullb-bio": (
          "cxmq-kyber": ("I", "cxmq kyber"), "nullb-kyber": ("J", "null_blk kyber"),
          "cxmq-poll": ("K", "cxmq polled"), "nullb-poll": ("L", "null_blk polled"),
          "cxmq-shared": ("M", "cxmq shared x2"), "nullb-shared": ("N", "null_blk shared x2"),
-         "cxmq-virtio": ("O", "cxmq virtio"), "virtio-blk": ("P", "virtio_blk")}
+         "cxmq-virtio": ("O", "cxmq virtio"), "virtio-blk": ("P", "virtio_blk"),
+         "cxmq-notrace": ("Q", "cxmq no tracepoints")}
 # job -> (description, fio's side of the JSON, the targets it runs on: None for every one)
 POLLED = ("cxmq-poll", "nullb-poll")
 SHARED = ("cxmq-shared", "nullb-shared")
@@ -182,7 +186,8 @@ VIRTIO = ("cxmq-virtio", "virtio-blk")
 JOBS = {"randread": ("4k randread, io_uring, direct=1, iodepth=32", "read",
                      tuple(t for t in NAMES if t not in POLLED + SHARED)),
         "randread-libaio": ("4k randread, libaio, direct=1, iodepth=32", "read",
-                            ("cxmq", "floor", "cxmq-dl", "nullb-dl", "cxmq-kyber", "nullb-kyber") + VIRTIO),
+                            ("cxmq", "floor", "cxmq-dl", "nullb-dl", "cxmq-kyber", "nullb-kyber",
+                             "cxmq-notrace") + VIRTIO),
         "randread-qd1": ("4k randread, io_uring, direct=1, iodepth=1, one job", "read", VIRTIO),
         "seqwrite": ("4k sequential write, libaio, direct=1, iodepth=32, batch submit/complete 16, "
                      "a 1 GiB region per job", "write", ("cxmq", "nullb-mq")),
@@ -382,7 +387,9 @@ for j, a, b, name in (("randread", "cxmq", "nullb-mq", "cxmq / null_blk-mq"),
                       ("shared", "cxmq-shared", "nullb-shared", "shared tags x2: cxmq / null_blk"),
                       ("randread", "cxmq-virtio", "virtio-blk", "virtio: cxmq / virtio_blk"),
                       ("randread-libaio", "cxmq-virtio", "virtio-blk", "virtio: cxmq / virtio_blk, libaio"),
-                      ("randread-qd1", "cxmq-virtio", "virtio-blk", "virtio QD1: cxmq / virtio_blk")):
+                      ("randread-qd1", "cxmq-virtio", "virtio-blk", "virtio QD1: cxmq / virtio_blk"),
+                      ("randread", "cxmq", "cxmq-notrace", "tracepoints off: cxmq / no tracepoints"),
+                      ("randread-libaio", "cxmq", "cxmq-notrace", "tracepoints off: cxmq / none, libaio")):
     if j not in jobs or a not in targets or b not in targets:
         continue
     ra, rb = data.get((a, j)), data.get((b, j))

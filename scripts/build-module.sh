@@ -11,7 +11,9 @@ if [ -d "$kdir/build" ]; then kbuild="$kdir/build"     # our test kernel: its O=
 else kbuild="/usr/src/linux-headers-$(cat "$kdir/abi")"  # Debian's kernel: its headers package
 fi
 [ -d "$kbuild" ] || die "no kernel build tree at $kbuild (run scripts/setup.sh)"
-out="$CXMQ_CACHE/modbuild/$(cache_key "$kbuild" "$CXMQ_ROOT")"
+# CXMQ_TRACE=0: without tracepoints (make CXMQ_TRACE=0), in a build tree of its own
+trace=${CXMQ_TRACE:-1}
+out="$CXMQ_CACHE/modbuild/$(cache_key "$kbuild" "$CXMQ_ROOT")$([ "$trace" = 0 ] && echo -notrace)"
 mkdir -p "$out"
 # copy the sources, keeping timestamps, so Kbuild rebuilds only what changed
 (cd "$CXMQ_ROOT" && tar cf - Kbuild Makefile dkms.conf include src kunit scripts/check-ko.sh scripts/lib.sh) |
@@ -19,5 +21,5 @@ mkdir -p "$out"
 # sources deleted from the repository must not linger in the copy
 (cd "$out" && find src kunit include -type f \( -name '*.c' -o -name '*.cpp' -o -name '*.h' \) | while read -r f; do
 	[ -e "$CXMQ_ROOT/$f" ] || rm -f "$f"; done)
-make -s -C "$out" KDIR="$kbuild" all >&2
+make -s -C "$out" KDIR="$kbuild" CXMQ_TRACE="$trace" all >&2
 echo "$out"

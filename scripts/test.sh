@@ -128,7 +128,7 @@ if [ $need_vm = 1 ] && [[ " $LAYERS " == *" vm "* ]]; then
 	log "layer vm: integration, then the multi-queue core under fio verify (each irqmode), discard, tag exhaustion, busy backend, then merging (tests/vm/merge.sh, its parts split over the two boots), schedulers and shared tags (2 vCPUs), polling and timeouts (4 vCPUs); test kernel, 2 and 4 vCPUs"
 	# Every bad module parameter is tried on Debian's kernel; the debug kernel tries one of each
 	# kind (the failure path is the same; it is there for kmemleak and KASAN).
-	vm_job test-kernel-2cpu "$tkdir" 2 tests/vm/suite.sh $KUNIT_JOB integration.sh mq.sh -- "CXMQ_KO_DIR=$tko" \
+	vm_job test-kernel-2cpu "$tkdir" 2 tests/vm/suite.sh $KUNIT_JOB integration.sh mq.sh trace.sh -- "CXMQ_KO_DIR=$tko" \
 		"CXMQ_PARAM_TESTS=gb=0 bs=3000 hw_queue_depth=4097 irqmode=7 home_node=77 scheduler=bfq" \
 		CXMQ_VERIFY_SIZE=8m CXMQ_MERGE_SIZE=4m "CXMQ_MERGE_ONLY=io discard" CXMQ_POLL=0 CXMQ_TIMEOUT=0
 	[ -n "$KUNIT_JOB" ] && kunit_results "$RUN_DIR/test-kernel-2cpu"
@@ -152,7 +152,7 @@ if [ $need_vm = 1 ] && [[ " $LAYERS " == *" vm "* ]]; then
 			tail -n 30 "$RUN_DIR/dkms.log"; add "build: cxmq with DKMS for Debian kernel" 0 1
 		fi
 		virtio_disks debian-kernel-4cpu
-		vm_job debian-kernel-4cpu "$dkdir" 4 tests/vm/suite.sh virtio_disks.sh virtio.sh integration.sh mq.sh $dkms_job -- \
+		vm_job debian-kernel-4cpu "$dkdir" 4 tests/vm/suite.sh virtio_disks.sh virtio.sh integration.sh mq.sh trace.sh abi.sh $dkms_job -- \
 			"CXMQ_KO_DIR=$dko" "CXMQ_VIRTIO_DISKS=$VIRTIO_DISKS" "CXMQ_VIRTIO_DATA=$VIRTIO_DATA" CXMQ_VIRTIO_AFFINITY=cxmq-a \
 			CXMQ_FIO_RUNTIME=5 CXMQ_VERIFY_SIZE=32m CXMQ_MERGE_SIZE=8m CXMQ_POLL_SECONDS=2 CXMQ_POLL_SIZE=4m \
 			"CXMQ_DKMS_VERSION=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"$/\1/p' dkms.conf)"

@@ -16,9 +16,10 @@
 set -u
 KO=${CXMQ_KO_DIR:-}/cxmq.ko
 FLOOR_KO=${CXMQ_FLOOR_KO_DIR:-}/cxmq_floor.ko
+NOTRACE_KO=${CXMQ_NOTRACE_KO_DIR:-}/cxmq.ko
 ROUNDS=${CXMQ_BENCH_ROUNDS:-3}
 RUNTIME=${CXMQ_BENCH_RUNTIME:-10}
-TARGETS=${CXMQ_BENCH_TARGETS:-cxmq nullb-mq nullb-bio cxmq-mem brd floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber cxmq-poll nullb-poll cxmq-shared nullb-shared cxmq-virtio virtio-blk}
+TARGETS=${CXMQ_BENCH_TARGETS:-cxmq nullb-mq nullb-bio cxmq-mem brd floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber cxmq-poll nullb-poll cxmq-shared nullb-shared cxmq-virtio virtio-blk cxmq-notrace}
 JOBS=${CXMQ_BENCH_JOBS:-randread randread-libaio seqwrite poll-qd1 poll-qd32 shared}
 N=$(nproc)
 OUT=$CXMQ_OUT
@@ -50,6 +51,8 @@ spec() {
 	nullb-shared) L=mod K=  M=null_blk P="${nb% nr_devices=1} nr_devices=2 shared_tags=1" D=nullb0 F=0 ;;
 	# two identical virtio disks, one for each driver (V: the one bound after loading)
 	cxmq-virtio) L=ko K=$KO M=cxmq     P="nr_devices=0" D=cxmq0 F=0 V=${VIRTIO_DEV[bench-a]:-} ;;
+	# A built without tracepoints (make CXMQ_TRACE=0): what they cost while off
+	cxmq-notrace) L=ko K=$NOTRACE_KO M=cxmq P="$cx" D=cxmq0 F=0 ;;
 	virtio-blk) L=mod K=    M=virtio_blk P= D=vda F=0 V=${VIRTIO_DEV[bench-b]:-} ;;
 	*) return 1 ;;
 	esac
@@ -60,7 +63,7 @@ for t in $TARGETS; do spec "$t" || { echo "bench: unknown target $t"; exit 2; };
 job_on() {
 	case $1 in
 	randread) [[ " cxmq-poll nullb-poll cxmq-shared nullb-shared " != *" $2 "* ]] ;;
-	randread-libaio) [[ " cxmq floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber cxmq-virtio virtio-blk " == *" $2 "* ]] ;;
+	randread-libaio) [[ " cxmq floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber cxmq-virtio virtio-blk cxmq-notrace " == *" $2 "* ]] ;;
 	seqwrite) [[ " cxmq nullb-mq " == *" $2 "* ]] ;;
 	poll-qd1|poll-qd32) [[ " cxmq-poll nullb-poll " == *" $2 "* ]] ;;
 	shared) [[ " cxmq-shared nullb-shared " == *" $2 "* ]] ;;
