@@ -31,6 +31,9 @@
 #   poll-qd32        the same at iodepth 32                                   K, L
 #   shared           4k randread, io_uring, each job over both devices        M, N
 #   randread-qd1     4k randread, io_uring, iodepth 1, one job (latency)      O, P
+#   scaling-qd1      4k randread, libaio, iodepth 1 (fio/randread-scaling.fio  cxmq, nullb-mq,
+#                    with --iodepth=1 before the file)                        nullb-bio
+#   scaling-qd8, scaling-qd32, scaling-qd128  the same at iodepth 8, 32, 128  the same
 # round 1: A B C D E F, round 2: A B C D E F, ...; each target is loaded before its turn, runs
 # its jobs one after the other and is unloaded; D and E are filled once per load before their
 # timed job. A target whose module does not load (or lacks a parameter) is "unavailable" and the
@@ -43,8 +46,16 @@
 # two devices sharing tags cxmq/null_blk (total IOPS), virtio cxmq/virtio_blk (io_uring, libaio,
 # QD1);
 # keeps every round's fio JSON
-# and the table in the output directory. Measures only: exits non-zero only if the VM or the
-# whole run failed.
+# and the table in the output directory, with charts of each job's IOPS and latency per target
+# (scripts/bench-plot: iops-<job>.png, latency-<job>.png; skipped when matplotlib is missing).
+# Measures only: exits non-zero only if the VM or the whole run failed.
+#
+# --scaling: one boot per vCPU count (--cpus "LIST", default "1 2 4"), each of the targets
+# "cxmq nullb-mq nullb-bio" and jobs "scaling-qd1 scaling-qd8 scaling-qd32 scaling-qd128" unless
+# --targets/--jobs say otherwise, into OUTDIR/cpus<N>/ (a plain run's output directory each),
+# then OUTDIR/scaling.txt (IOPS per target, vCPUs and iodepth, cxmq/null_blk-mq and
+# cxmq/null_blk-bio) and the line charts scaling-<N>cpu.png, scaling-qd<D>.png
+# (scripts/bench-plot --scaling OUTDIR). Exits non-zero if a VM failed or no boot had a result.
 #
 # usage: bench.sh [--kernel debian|test|DIR] [--cpus N] [--rounds N] [--runtime S]
 #                 [--targets "cxmq nullb-mq nullb-bio cxmq-mem brd floor cxmq-dl nullb-dl
@@ -52,30 +63,45 @@
 #                             nullb-shared cxmq-virtio virtio-blk cxmq-notrace"]
 #                 [--jobs "randread randread-libaio seqwrite poll-qd1 poll-qd32 shared"] [--mem MB]
 #                 [--out DIR]
-# Environment: CXMQ_CPUS (vCPUs, default 2), CXMQ_CACHE.
+#        bench.sh --scaling [--cpus "1 2 4"] [--rounds N] [--runtime S] [--kernel ...]
+#                 [--targets ...] [--jobs ...] [--mem MB] [--out DIR]
+# Environment: CXMQ_CPUS (vCPUs, default 2; not used by --scaling), CXMQ_CACHE.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$CXMQ_ROOT"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 kernel=debian cpus=${CXMQ_CPUS:-2} rounds=3 runtime=10 mem=3072 out=
+scaling= cpus_given= targets_given= jobs_given=
 targets="cxmq nullb-mq nullb-bio cxmq-mem brd floor cxmq-dl nullb-dl cxmq-kyber nullb-kyber cxmq-poll nullb-poll cxmq-shared nullb-shared cxmq-virtio virtio-blk cxmq-notrace"
 jobs="randread randread-libaio seqwrite poll-qd1 poll-qd32 shared"
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel) kernel=$2; shift 2 ;;
-	--cpus) cpus=$2; shift 2 ;;
+	--cpus) cpus=$2; cpus_given=1; shift 2 ;;
 	--rounds) rounds=$2; shift 2 ;;
 	--runtime) runtime=$2; shift 2 ;;
-	--targets) targets=$2; shift 2 ;;
-	--jobs) jobs=$2; shift 2 ;;
+	--targets) targets=$2; targets_given=1; shift 2 ;;
+	--jobs) jobs=$2; jobs_given=1; shift 2 ;;
 	--mem) mem=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
+	--scaling) scaling=1; shift ;;
 	-h|--help) usage; exit 0 ;;
 	*) usage >&2; die "unknown argument $1" ;;
 	esac
 done
-for v in cpus rounds runtime mem; do
+if [ -n "$scaling" ]; then # its own defaults
+	[ -n "$cpus_given" ] || cpus="1 2 4"
+	[ -n "$targets_given" ] || targets="cxmq nullb-mq nullb-bio"
+	[ -n "$jobs_given" ] || jobs="scaling-qd1 scaling-qd8 scaling-qd32 scaling-qd128"
+	[ -n "${cpus// /}" ] || die "--scaling wants at least one vCPU count in --cpus"
+	for n in $cpus; do
+		[[ $n =~ ^[1-9][0-9]*$ ]] || die "--cpus wants positive integers, not '$n'"
+	done
+elif ! [[ $cpus =~ ^[1-9][0-9]*$ ]]; then
+	die "--cpus wants a positive integer (a list of them only with --scaling), not '$cpus'"
+fi
+for v in rounds runtime mem; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "--$v wants a positive integer, not '${!v}'"
 done
 for t in $targets; do
@@ -91,6 +117,7 @@ job_on() {
 	poll-qd1|poll-qd32) [[ " cxmq-poll nullb-poll " == *" $2 "* ]] ;;
 	shared) [[ " cxmq-shared nullb-shared " == *" $2 "* ]] ;;
 	randread-qd1) [[ " cxmq-virtio virtio-blk " == *" $2 "* ]] ;;
+	scaling-qd1|scaling-qd8|scaling-qd32|scaling-qd128) [[ " cxmq nullb-mq nullb-bio " == *" $2 "* ]] ;;
 	*) return 1 ;;
 	esac
 }
@@ -118,56 +145,51 @@ esac
 ko= floorko= notraceko=
 if grep -qE '(^| )cxmq(-mem|-dl|-kyber|-poll|-shared|-virtio)?( |$)' <<<"$loaded"; then ko=$(scripts/build-module.sh "$kdir"); fi
 if grep -qE '(^| )cxmq-notrace( |$)' <<<"$loaded"; then notraceko=$(CXMQ_TRACE=0 scripts/build-module.sh "$kdir"); fi
-# the virtio targets' two identical disks (QEMU null-co, 16 GiB, a queue per vCPU)
-vdisks=()
-if grep -qE '(^| )(cxmq-virtio|virtio-blk)( |$)' <<<"$loaded"; then
-	vdisks=(--disk "null=16384,queues=$cpus,serial=bench-a,id=ba" --disk "null=16384,queues=$cpus,serial=bench-b,id=bb")
-fi
 if grep -qE '(^| )floor( |$)' <<<"$loaded"; then floorko=$(bench/floor/build.sh "$kdir"); fi
 
-[ -n "$out" ] || out=$(mktemp -d "${TMPDIR:-/tmp}/cxmq-bench.XXXXXX")
+[ -n "$out" ] || out=$(mktemp -d "${TMPDIR:-/tmp}/cxmq-bench${scaling:+-scaling}.XXXXXX")
 mkdir -p "$out"; out=$(realpath "$out")
-rm -rf "$out/raw" "$out/unavailable" "$out/targets" "$out/rounds.tsv" "$out/table.txt"
 
-# generous: boot, every timed job with its share of load/unload, and the 1 GiB fills of D and E
-nfill=0
-for t in $loaded; do case $t in cxmq-mem|brd) nfill=$((nfill + 1)) ;; esac; done
-timeout=$((300 + rounds * npairs * (runtime + 40) + rounds * nfill * 120))
-[ "$kernel" != test ] || timeout=$((timeout * 2))
-log "bench: $rounds rounds x ${runtime}s on $cpus vCPUs, targets: $targets, jobs: $jobs (output: $out)"
 # The guest's numbers are only as good as the host's idle time: note what else was running.
 host_note() {
 	echo "$1 loadavg: $(cut -d' ' -f1-3 /proc/loadavg), other qemu: $(pgrep -c -x qemu-system-x86 || true)"
 }
-host_note start > "$out/host.txt"
-# Every second: the host's busy CPU time (steal included) and our QEMU's, in clock ticks, so
-# that each round can be told how much CPU something else took from it (see the table).
+# sampler DIR: every second, the host's busy CPU time (steal included) and that of the QEMU
+# writing to DIR, in clock ticks, so that each round can be told how much CPU something else
+# took from it (see the table).
 sampler() {
-	local qpid= p u n s i w q sq st
+	local d=$1 qpid= p u n s i w q sq st
 	while sleep 1; do
 		if [ -z "$qpid" ]; then
 			for p in $(pgrep -x qemu-system-x86); do
-				grep -qF "cxmq.out=$out " "/proc/$p/cmdline" 2>/dev/null && qpid=$p
+				grep -qF "cxmq.out=$d " "/proc/$p/cmdline" 2>/dev/null && qpid=$p
 			done
 		fi
 		read -r _ u n s i w q sq st _ < /proc/stat
 		set -- $(cut -d')' -f2 "/proc/$qpid/stat" 2>/dev/null)
 		echo "$(date +%s.%N) $((u + n + s + q + sq + st)) $(( ${12:-0} + ${13:-0} ))"
-	done > "$out/host-cpu.txt"
+	done > "$d/host-cpu.txt"
 }
-sampler & spid=$!
-set +e
-scripts/vm-run.sh --kernel "$kdir" --cpus "$cpus" --mem "$mem" --timeout "$timeout" --out "$out" "${vdisks[@]}" \
-	--env CXMQ_KO_DIR="$ko" --env CXMQ_FLOOR_KO_DIR="$floorko" --env CXMQ_NOTRACE_KO_DIR="$notraceko" \
-	--env CXMQ_BENCH_ROUNDS="$rounds" \
-	--env CXMQ_BENCH_RUNTIME="$runtime" --env CXMQ_BENCH_TARGETS="$targets" \
-	--env CXMQ_BENCH_JOBS="$jobs" tests/vm/bench.sh
-vmrc=$?
-kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
-host_note end >> "$out/host.txt"
 
-# The numbers, from the saved JSON (on the host: python3 is slow to start in a TCG guest).
-python3 - "$out" "$targets" "$jobs" <<'PY' | tee "$out/table.txt"
+# plot DIR [--scaling]: scripts/bench-plot's charts (and, --scaling, scaling.txt) in DIR, their
+# names in $plotted (", iops-randread.png, ..."). Without matplotlib, or should it fail, a note
+# and no charts: the benchmark only measures.
+plot() {
+	local d=$1 p f
+	plotted=
+	if ! p=$(scripts/bench-plot "${@:2}" "$d" 2> "$d/plot.err"); then
+		log "charts: $(tail -n 1 "$d/plot.err")"
+	fi
+	while IFS= read -r f; do
+		if [ -n "$f" ]; then plotted+=", ${f#"$d"/}"; fi
+	done <<<"$p"
+	[ -s "$d/plot.err" ] || rm -f "$d/plot.err"
+}
+
+# table DIR: the numbers, from the JSON saved in DIR (on the host: python3 is slow to start in
+# a TCG guest), on stdout and in DIR/table.txt, and DIR/summary.json; 3 when nothing had a result
+table() {
+python3 - "$1" "$targets" "$jobs" <<'PY' | tee "$1/table.txt"
 import json, os, re, statistics as st, sys
 
 out, targets, jobs = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
@@ -195,6 +217,9 @@ JOBS = {"randread": ("4k randread, io_uring, direct=1, iodepth=32", "read",
         "poll-qd32": ("4k randread, io_uring --hipri (polled), direct=1, iodepth=32", "read", POLLED),
         "shared": ("4k randread, io_uring, direct=1, iodepth=32, each job over two devices sharing "
                    "tags", "read", SHARED)}
+# --scaling: iodepth per fio job (fio/randread-scaling.fio with --iodepth=D before it)
+JOBS.update(("scaling-qd%d" % d, ("4k randread, libaio, direct=1, iodepth=%d" % d, "read",
+                                  ("cxmq", "nullb-mq", "nullb-bio"))) for d in (1, 8, 32, 128))
 # where a target's backend requests per bio come from: cxmq's debugfs "merge:" line, or the
 # request counts of a blk-mq disk's /proc/diskstats (bio-based disks account bios there)
 RPB_SOURCE = {"cxmq": "cxmq", "cxmq-mem": "cxmq", "nullb-mq": "diskstats"}
@@ -366,6 +391,10 @@ for j in jobs:
             print("%-16s %5s %10.0f  %-19s %9.1f %9.1f%s" % (label, runs, r["iops_mean"],
                   "%.0f-%.0f" % (r["iops_min"], r["iops_max"]), r["p50_mean"], r["p99_mean"],
                   " %12s" % fmt_rpb(r) if rpb else ""))
+# --scaling's jobs (one boot's vCPUs; scripts/bench-plot --scaling puts the boots together)
+SCALING_RATIOS = tuple(("scaling-qd%d" % d, "cxmq", b, "QD%d: cxmq / %s" % (d, name))
+                       for d in (1, 8, 32, 128)
+                       for b, name in (("nullb-mq", "null_blk-mq"), ("nullb-bio", "null_blk-bio")))
 print()
 print("%-32s %8s %8s %8s" % ("ratio (of the means)", "IOPS", "p50", "p99"))
 for j, a, b, name in (("randread", "cxmq", "nullb-mq", "cxmq / null_blk-mq"),
@@ -389,7 +418,7 @@ for j, a, b, name in (("randread", "cxmq", "nullb-mq", "cxmq / null_blk-mq"),
                       ("randread-libaio", "cxmq-virtio", "virtio-blk", "virtio: cxmq / virtio_blk, libaio"),
                       ("randread-qd1", "cxmq-virtio", "virtio-blk", "virtio QD1: cxmq / virtio_blk"),
                       ("randread", "cxmq", "cxmq-notrace", "tracepoints off: cxmq / no tracepoints"),
-                      ("randread-libaio", "cxmq", "cxmq-notrace", "tracepoints off: cxmq / none, libaio")):
+                      ("randread-libaio", "cxmq", "cxmq-notrace", "tracepoints off: cxmq / none, libaio")) + SCALING_RATIOS:
     if j not in jobs or a not in targets or b not in targets:
         continue
     ra, rb = data.get((a, j)), data.get((b, j))
@@ -459,13 +488,76 @@ for t in targets:
     top["prefill_mbs"] = prefill[t]
     top["jobs"] = {j: data[t, j] for j in jobs if j != "randread" and (t, j) in data}
     rows[t] = top
-json.dump({"guest": guest, "jobs": jobs, "targets": rows}, open(os.path.join(out, "summary.json"), "w"), indent=1)
+# labels and descriptions: the names of the table, for scripts/bench-plot's charts
+json.dump({"guest": guest, "jobs": jobs, "targets": rows,
+           "labels": {t: "%s %s" % NAMES[t] for t in targets},
+           "descriptions": {j: JOBS[j][0] for j in jobs}},
+          open(os.path.join(out, "summary.json"), "w"), indent=1)
 ok = any(r["rounds"] for r in data.values())
 sys.exit(0 if ok else 3)
 PY
-prc=${PIPESTATUS[0]}
-set -e
-log "output: $out (table.txt, summary.json, raw/*.json, guest.log, console.log)"
+	return "${PIPESTATUS[0]}"
+}
+
+# boot N DIR: one VM with N vCPUs running every selected job on every selected target, its
+# output in DIR, then DIR/table.txt, summary.json and the charts. Sets boot_vm (the VM's exit
+# status), boot_table (the table's: 0 when some job had a result) and plotted (the charts).
+boot() {
+	local n=$1 d=$2 t nfill=0 timeout spid vdisks=()
+	mkdir -p "$d"
+	rm -rf "$d/raw" "$d/unavailable" "$d/targets" "$d/rounds.tsv" "$d/table.txt" "$d"/iops-*.png \
+		"$d"/latency-*.png "$d/plot.err"
+	# the virtio targets' two identical disks (QEMU null-co, 16 GiB, a queue per vCPU)
+	if grep -qE '(^| )(cxmq-virtio|virtio-blk)( |$)' <<<"$loaded"; then
+		vdisks=(--disk "null=16384,queues=$n,serial=bench-a,id=ba" --disk "null=16384,queues=$n,serial=bench-b,id=bb")
+	fi
+	# generous: boot, every timed job with its share of load/unload, and the 1 GiB fills of D and E
+	for t in $loaded; do case $t in cxmq-mem|brd) nfill=$((nfill + 1)) ;; esac; done
+	timeout=$((300 + rounds * npairs * (runtime + 40) + rounds * nfill * 120))
+	[ "$kernel" != test ] || timeout=$((timeout * 2))
+	log "bench: $rounds rounds x ${runtime}s on $n vCPUs, targets: $targets, jobs: $jobs (output: $d)"
+	host_note start > "$d/host.txt"
+	sampler "$d" & spid=$!
+	set +e
+	scripts/vm-run.sh --kernel "$kdir" --cpus "$n" --mem "$mem" --timeout "$timeout" --out "$d" "${vdisks[@]}" \
+		--env CXMQ_KO_DIR="$ko" --env CXMQ_FLOOR_KO_DIR="$floorko" --env CXMQ_NOTRACE_KO_DIR="$notraceko" \
+		--env CXMQ_BENCH_ROUNDS="$rounds" \
+		--env CXMQ_BENCH_RUNTIME="$runtime" --env CXMQ_BENCH_TARGETS="$targets" \
+		--env CXMQ_BENCH_JOBS="$jobs" tests/vm/bench.sh
+	boot_vm=$?
+	kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
+	host_note end >> "$d/host.txt"
+	table "$d"; boot_table=$?
+	set -e
+	plot "$d"
+}
+
+if [ -z "$scaling" ]; then
+	boot "$cpus" "$out"
+	log "output: $out (table.txt, summary.json, raw/*.json, guest.log, console.log$plotted)"
+	echo "$out"
+	if [ "$boot_vm" != 0 ]; then log "the VM run failed (exit $boot_vm)"; exit "$boot_vm"; fi
+	[ "$boot_table" = 0 ] || { log "no target produced a result"; exit 1; }
+	exit 0
+fi
+
+# --scaling: a boot per vCPU count into OUTDIR/cpus<N>, then OUTDIR/scaling.txt and its charts
+# (bench-plot reads every cpus*/summary.json: none stays from another run's vCPU counts)
+rm -f "$out/scaling.txt" "$out"/scaling-*.png "$out"/cpus*/summary.json
+nboots=$(wc -w <<<"$cpus") i=0 vmfail=0 results=0
+for n in $cpus; do
+	i=$((i + 1))
+	log "scaling: boot $i of $nboots, $n vCPUs"
+	boot "$n" "$out/cpus$n"
+	if [ "$boot_vm" != 0 ]; then
+		log "scaling: the VM run with $n vCPUs failed (exit $boot_vm)"
+		[ "$vmfail" != 0 ] || vmfail=$boot_vm
+	fi
+	[ "$boot_table" != 0 ] || results=$((results + 1))
+done
+plot "$out" --scaling
+if [ -f "$out/scaling.txt" ]; then echo; cat "$out/scaling.txt"; fi
+log "output: $out (cpus<N>/ for each boot as a plain run's directory$plotted)"
 echo "$out"
-if [ "$vmrc" != 0 ]; then log "the VM run failed (exit $vmrc)"; exit "$vmrc"; fi
-[ "$prc" = 0 ] || { log "no target produced a result"; exit 1; }
+if [ "$vmfail" != 0 ]; then log "a VM run failed (exit $vmfail)"; exit "$vmfail"; fi
+[ "$results" -gt 0 ] || { log "no boot produced a result"; exit 1; }

@@ -13,7 +13,8 @@ fi
 [ -d "$kbuild" ] || die "no kernel build tree at $kbuild (run scripts/setup.sh)"
 # CXMQ_TRACE=0: without tracepoints (make CXMQ_TRACE=0), in a build tree of its own
 trace=${CXMQ_TRACE:-1}
-out="$CXMQ_CACHE/modbuild/$(cache_key "$kbuild" "$CXMQ_ROOT")$([ "$trace" = 0 ] && echo -notrace)"
+out="$CXMQ_CACHE/modbuild/$(cache_key "$kbuild" "$CXMQ_ROOT")"
+if [ "$trace" = 0 ]; then out+=-notrace; fi
 mkdir -p "$out"
 # copy the sources, keeping timestamps, so Kbuild rebuilds only what changed
 (cd "$CXMQ_ROOT" && tar cf - Kbuild Makefile dkms.conf include src kunit scripts/check-ko.sh scripts/lib.sh) |

@@ -6,7 +6,7 @@ set -euo pipefail
 
 PKGS=(build-essential g++ make bc bison flex libelf-dev libssl-dev cpio kmod xz-utils python3
       linux-headers-amd64 linux-source-6.1 qemu-system-x86 fio busybox-static
-      googletest libgtest-dev jq dmsetup e2fsprogs dkms trace-cmd linux-perf)
+      googletest libgtest-dev jq dmsetup e2fsprogs dkms trace-cmd linux-perf python3-matplotlib)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

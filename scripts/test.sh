@@ -36,6 +36,15 @@ if [[ " $LAYERS " == *" host "* ]]; then
 	else
 		add host 0 1
 	fi
+	# the Python tools' own tests (scripts/cxmq-top, scripts/bench-plot), unittest
+	for t in tests/host/*_test.py; do
+		python3 "$t" > "$RUN_DIR/$(basename "$t" .py).log" 2>&1; rc=$?
+		tail -n 3 "$RUN_DIR/$(basename "$t" .py).log"
+		n=$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in .*/\1/p' "$RUN_DIR/$(basename "$t" .py).log")
+		sk=$(grep -o 'skipped=[0-9]*' "$RUN_DIR/$(basename "$t" .py).log" | cut -d= -f2)
+		if [ -n "$n" ] && [ $rc = 0 ]; then add "host: $(basename "$t")" $((n - ${sk:-0})) 0 "${sk:-0}"
+		else add "host: $(basename "$t")" 0 1; fi
+	done
 fi
 
 need_vm=0
@@ -152,7 +161,7 @@ if [ $need_vm = 1 ] && [[ " $LAYERS " == *" vm "* ]]; then
 			tail -n 30 "$RUN_DIR/dkms.log"; add "build: cxmq with DKMS for Debian kernel" 0 1
 		fi
 		virtio_disks debian-kernel-4cpu
-		vm_job debian-kernel-4cpu "$dkdir" 4 tests/vm/suite.sh virtio_disks.sh virtio.sh integration.sh mq.sh trace.sh abi.sh $dkms_job -- \
+		vm_job debian-kernel-4cpu "$dkdir" 4 tests/vm/suite.sh virtio_disks.sh virtio.sh integration.sh mq.sh trace.sh abi.sh top.sh $dkms_job -- \
 			"CXMQ_KO_DIR=$dko" "CXMQ_VIRTIO_DISKS=$VIRTIO_DISKS" "CXMQ_VIRTIO_DATA=$VIRTIO_DATA" CXMQ_VIRTIO_AFFINITY=cxmq-a \
 			CXMQ_FIO_RUNTIME=5 CXMQ_VERIFY_SIZE=32m CXMQ_MERGE_SIZE=8m CXMQ_POLL_SECONDS=2 CXMQ_POLL_SIZE=4m \
 			"CXMQ_DKMS_VERSION=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"$/\1/p' dkms.conf)"

@@ -56,8 +56,11 @@ for sched in none mq-deadline kyber; do
 done
 check "cxmq0: back to none" sh -c "echo none > $S/scheduler"
 
-mapfile -t files < <(awk '!seen[$0]++' "$LIST")
-mapfile -t generic < <(awk '!seen[$0]++' "$LIST" | abi_generic)
+# (files, not process substitution: the guest has no /dev/fd)
+awk '!seen[$0]++' "$LIST" > "$LIST.u"
+abi_generic < "$LIST.u" > "$LIST.g"
+mapfile -t files < "$LIST.u"
+mapfile -t generic < "$LIST.g"
 declare -A documented seen
 for g in "${generic[@]}"; do seen[$g]=1; done
 # the listing found the kinds of files it should (a glob gone wrong must not pass for nothing)
@@ -70,7 +73,8 @@ done
 name="the listing has mq/<n>/, cpu<m>/, cxmq/, both schedulers' iosched/ and configfs files"
 if [ ${#missing[@]} -eq 0 ]; then pass "$name"; else fail "$name" "${missing[@]}"; fi
 
-mapfile -t whats < <(abi_whats "${ABI_FILES[@]}")
+abi_whats "${ABI_FILES[@]}" > "$LIST.w"
+mapfile -t whats < "$LIST.w"
 for w in "${whats[@]}"; do documented[$w]=1; done
 bad=0
 for i in "${!files[@]}"; do
@@ -90,6 +94,6 @@ done
 check "$CFS/abi: power off" sh -c "echo 0 > $CFS/abi/power"
 check "$CFS/abi: rmdir" rmdir "$CFS/abi"
 check "rmmod cxmq" rmmod cxmq
-rm -f "$LIST"
+rm -f "$LIST" "$LIST.u" "$LIST.g" "$LIST.w"
 dmesg_clean "no kernel reports"
 summary

@@ -3,7 +3,8 @@
 # loaded just before its round and unloaded after it; while loaded it runs, one after the other,
 # each selected job that is measured on it (job_on below). Everything goes to $CXMQ_OUT:
 #   raw/<target>.r<N>.json      fio's JSON of round N of the randread job (io_uring)
-#   raw/<target>.<job>.r<N>.json     the same for the other jobs (randread-libaio, seqwrite)
+#   raw/<target>.<job>.r<N>.json     the same for the other jobs (randread-libaio, seqwrite,
+#                               ..., scaling-qd<D> of bench.sh --scaling)
 #   raw/<target>[.<job>].r<N>.counters   the device's /proc/diskstats line and cxmq's debugfs
 #                               "merge:" line before and after the job (empty where there is
 #                               none), the seconds fio took to start its jobs, the scheduler
@@ -68,6 +69,7 @@ job_on() {
 	poll-qd1|poll-qd32) [[ " cxmq-poll nullb-poll " == *" $2 "* ]] ;;
 	shared) [[ " cxmq-shared nullb-shared " == *" $2 "* ]] ;;
 	randread-qd1) [[ " cxmq-virtio virtio-blk " == *" $2 "* ]] ;;
+	scaling-qd1|scaling-qd8|scaling-qd32|scaling-qd128) [[ " cxmq nullb-mq nullb-bio " == *" $2 "* ]] ;;
 	*) return 1 ;;
 	esac
 }
@@ -85,6 +87,8 @@ fio_args() {
 	poll-qd32) echo --iodepth=32 "$f/poll.fio" ;; # poll.fio leaves iodepth open
 	shared) # both devices of the set (each job round-robin over the two): this --filename wins
 		echo --filename="/dev/$D:/dev/${D%0}1" "$f/randread.fio" ;;
+	scaling-qd*) # bench.sh --scaling: the file leaves iodepth open
+		echo --iodepth="${1#scaling-qd}" "$f/randread-scaling.fio" ;;
 	esac
 }
 
