@@ -200,7 +200,7 @@ NAMES = {"cxmq": ("A", "cxmq"), "nullb-mq": ("B", "null_blk mq"), "nullb-bio": (
          "cxmq-poll": ("K", "cxmq polled"), "nullb-poll": ("L", "null_blk polled"),
          "cxmq-shared": ("M", "cxmq shared x2"), "nullb-shared": ("N", "null_blk shared x2"),
          "cxmq-virtio": ("O", "cxmq virtio"), "virtio-blk": ("P", "virtio_blk"),
-         "cxmq-notrace": ("Q", "cxmq no tracepoints")}
+         "cxmq-notrace": ("Q", "cxmq notrace")}
 # job -> (description, fio's side of the JSON, the targets it runs on: None for every one)
 POLLED = ("cxmq-poll", "nullb-poll")
 SHARED = ("cxmq-shared", "nullb-shared")

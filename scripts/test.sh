@@ -61,6 +61,20 @@ if [ $need_vm = 1 ]; then
 	fi
 fi
 
+# Documentation/ABI/testing/*-cxmq parse with the kernel's own scripts/get_abi.pl (from the
+# test kernel's linux-source tree): validate prints nothing, and search finds an entry of each
+get_abi="$CXMQ_CACHE/kernel/src-$(dpkg-query -W -f='${Version}' linux-source-6.1)/scripts/get_abi.pl"
+if [ -f "$get_abi" ]; then
+	abi_out=$(perl "$get_abi" validate --dir Documentation/ABI 2>&1)
+	if [ -z "$abi_out" ] &&
+	   perl "$get_abi" search --dir Documentation/ABI 'mq/<n>/cpu_list' | grep -q 'cxmq<N>' &&
+	   perl "$get_abi" search --dir Documentation/ABI 'cxmq/<dev>/power' | grep -q 'config/cxmq'; then
+		add "abi: get_abi.pl validate, search" 1 0
+	else
+		echo "$abi_out"; add "abi: get_abi.pl validate, search" 0 1
+	fi
+fi
+
 # vm_job NAME KERNEL CPUS JOB [ARG... --] [ENV...]: a guest job; its ok/not ok lines are the
 # results; a guest that hangs, panics or exits non-zero without a failing line counts as one failure.
 vm_job() {
