@@ -38,10 +38,11 @@ if [[ " $LAYERS " == *" host "* ]]; then
 	fi
 	# the Python tools' own tests (scripts/cxmq-top, scripts/bench-plot), unittest
 	for t in tests/host/*_test.py; do
-		python3 "$t" > "$RUN_DIR/$(basename "$t" .py).log" 2>&1; rc=$?
-		tail -n 3 "$RUN_DIR/$(basename "$t" .py).log"
-		n=$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in .*/\1/p' "$RUN_DIR/$(basename "$t" .py).log")
-		sk=$(grep -o 'skipped=[0-9]*' "$RUN_DIR/$(basename "$t" .py).log" | cut -d= -f2)
+		tlog=$RUN_DIR/$(basename "$t" .py).log
+		python3 "$t" > "$tlog" 2>&1; rc=$?
+		tail -n 3 "$tlog"
+		n=$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in .*/\1/p' "$tlog")
+		sk=$(grep -o 'skipped=[0-9]*' "$tlog" | cut -d= -f2)
 		if [ -n "$n" ] && [ $rc = 0 ]; then add "host: $(basename "$t")" $((n - ${sk:-0})) 0 "${sk:-0}"
 		else add "host: $(basename "$t")" 0 1; fi
 	done

@@ -9,6 +9,19 @@
 #undef TRACE_SYSTEM
 #define TRACE_SYSTEM cxmq
 
+#ifndef _CXMQ_TRACE_DEV_H
+#define _CXMQ_TRACE_DEV_H
+#include <linux/blkdev.h>
+#include "cxmq/os.h"
+/* The device an event is of: the disk of its queue's host handle (a request_queue). */
+static inline dev_t cxmq_trace_dev(const struct cxmq_trace_rq *t)
+{
+	const struct request_queue *q = t->host;
+
+	return q && q->disk ? disk_devt(q->disk) : 0;
+}
+#endif
+
 #if !defined(_CXMQ_TRACE_H) || defined(TRACE_HEADER_MULTI_READ)
 #define _CXMQ_TRACE_H
 
@@ -54,9 +67,7 @@ CXMQ_TRACE_CALLBACKS(cxmq_run);
 	)
 #define CXMQ_RQ_ASSIGN							\
 	TP_fast_assign(							\
-		struct request_queue *q = t->host;			\
-									\
-		__entry->dev = q && q->disk ? disk_devt(q->disk) : 0;	\
+		__entry->dev = cxmq_trace_dev(t);			\
 		__entry->sector = t->sector;				\
 		__entry->nr_sector = t->nr_sectors;			\
 		__entry->tag = t->tag;					\
@@ -85,9 +96,7 @@ CXMQ_TRACE_CALLBACKS(cxmq_run);
 	)
 #define CXMQ_HCTX_ASSIGN						\
 	TP_fast_assign(							\
-		struct request_queue *q = t->host;			\
-									\
-		__entry->dev = q && q->disk ? disk_devt(q->disk) : 0;	\
+		__entry->dev = cxmq_trace_dev(t);			\
 		__entry->hctx = t->hctx;				\
 		__entry->cpu = t->cpu;					\
 		__entry->arg = arg;					\

@@ -99,6 +99,14 @@ static ssize_t serial_show(struct device *ddev, struct device_attribute *attr, c
 }
 static DEVICE_ATTR_RO(serial);
 
+/* The virtio disk behind a cxmq disk's sysfs device (its attributes'). */
+static struct cxmq_vblk *cxmq_vblk_of(struct device *ddev)
+{
+	struct cxmq_dev *dev = dev_to_disk(ddev)->private_data;
+
+	return container_of(dev->hw, struct cxmq_vblk, hw);
+}
+
 /* virtblk_get_cache_mode: the device's wce where the driver may set it, else whether it flushes. */
 static bool cxmq_virtio_write_back(struct virtio_device *vdev)
 {
@@ -117,10 +125,7 @@ static void cxmq_virtio_update_cache_mode(struct cxmq_vblk *vb, struct request_q
 
 static ssize_t cache_type_show(struct device *ddev, struct device_attribute *attr, char *buf)
 {
-	struct cxmq_dev *dev = dev_to_disk(ddev)->private_data;
-	struct cxmq_vblk *vb = container_of(dev->hw, struct cxmq_vblk, hw);
-
-	return sysfs_emit(buf, "%s\n", cxmq_virtio_write_back(vb->vdev) ?
+	return sysfs_emit(buf, "%s\n", cxmq_virtio_write_back(cxmq_vblk_of(ddev)->vdev) ?
 			  CXMQ_CACHE_TYPE_WRITE_BACK : CXMQ_CACHE_TYPE_WRITE_THROUGH);
 }
 
@@ -129,8 +134,7 @@ static ssize_t cache_type_store(struct device *ddev, struct device_attribute *at
 				const char *buf, size_t count)
 {
 	struct gendisk *disk = dev_to_disk(ddev);
-	struct cxmq_dev *dev = disk->private_data;
-	struct cxmq_vblk *vb = container_of(dev->hw, struct cxmq_vblk, hw);
+	struct cxmq_vblk *vb = cxmq_vblk_of(ddev);
 	int wb = cxmq_virtio_cache_type_parse(disk->disk_name, buf);
 
 	if (wb < 0)
@@ -149,11 +153,8 @@ static struct attribute *cxmq_virtio_attrs[] = {
 
 static umode_t cxmq_virtio_attr_visible(struct kobject *kobj, struct attribute *a, int n)
 {
-	struct cxmq_dev *dev = dev_to_disk(kobj_to_dev(kobj))->private_data;
-	struct cxmq_vblk *vb = container_of(dev->hw, struct cxmq_vblk, hw);
-
 	if (a == &dev_attr_cache_type.attr &&
-	    !virtio_has_feature(vb->vdev, VIRTIO_BLK_F_CONFIG_WCE))
+	    !virtio_has_feature(cxmq_vblk_of(kobj_to_dev(kobj))->vdev, VIRTIO_BLK_F_CONFIG_WCE))
 		return 0444;
 	return a->mode;
 }
