@@ -39,8 +39,7 @@ MergeKind merge_kind(const Request &rq, const Bio &b, const cxmq_limits &lim);
 // Tries to merge b into rq: checks everything above, then the limits (sectors, segments,
 // discard ranges), then links the bio in. On kMerged the caller accounts the merge (the merge
 // event is traced here).
-MergeResult attempt_merge(Request &rq, const Bio &b, const cxmq_limits &lim,
-			  MergeSite site = MergeSite::kCtx);
+MergeResult attempt_merge(Request &rq, const Bio &b, const cxmq_limits &lim, MergeSite site);
 
 // blk_bio_list_merge: tries the newest kListMergeTries requests of `l` (Request::node), newest
 // first, stopping at the first whose position fits but whose limits do not. Returns the request

@@ -12,6 +12,9 @@
 
 using namespace host;
 using cxmq::MergeResult;
+using cxmq::MergeSite;
+// where the merge rules tests merge (the tracepoint's site; the rules do not depend on it)
+constexpr MergeSite kCtx = MergeSite::kCtx;
 using cxmq::Queue;
 using cxmq::Request;
 
@@ -53,8 +56,9 @@ TEST_F(MergeRules, BackMergeChainsInOrder)
 	auto f = make_bios(3);
 	Request rq{};
 	make(rq, bio_of(f[0], CXMQ_OP_WRITE, 100, 8));
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_WRITE, 108, 8), lim), MergeResult::kMerged);
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_WRITE, 116, 16, 0, 2), lim),
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_WRITE, 108, 8), lim, kCtx),
+		  MergeResult::kMerged);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_WRITE, 116, 16, 0, 2), lim, kCtx),
 		  MergeResult::kMerged);
 	EXPECT_EQ(rq.sector, 100u);
 	EXPECT_EQ(rq.nr_sectors, 32u);
@@ -69,8 +73,10 @@ TEST_F(MergeRules, FrontMergeMovesTheStart)
 	auto f = make_bios(3);
 	Request rq{};
 	make(rq, bio_of(f[0], CXMQ_OP_READ, 100, 8));
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_READ, 92, 8), lim), MergeResult::kMerged);
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_READ, 108, 8), lim), MergeResult::kMerged);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_READ, 92, 8), lim, kCtx),
+		  MergeResult::kMerged);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_READ, 108, 8), lim, kCtx),
+		  MergeResult::kMerged);
 	EXPECT_EQ(rq.sector, 92u);
 	EXPECT_EQ(rq.nr_sectors, 24u);
 	EXPECT_EQ(chain_of(rq), (std::vector<FakeBio *>{&f[1], &f[0], &f[2]}));
@@ -83,9 +89,12 @@ TEST_F(MergeRules, NotAdjacentIsNoMerge)
 	auto f = make_bios(4);
 	Request rq{};
 	make(rq, bio_of(f[0], CXMQ_OP_WRITE, 100, 8));
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_WRITE, 109, 8), lim), MergeResult::kNone);
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_WRITE, 91, 8), lim), MergeResult::kNone);
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[3], CXMQ_OP_WRITE, 104, 8), lim), MergeResult::kNone);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_WRITE, 109, 8), lim, kCtx),
+		  MergeResult::kNone);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_WRITE, 91, 8), lim, kCtx),
+		  MergeResult::kNone);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[3], CXMQ_OP_WRITE, 104, 8), lim, kCtx),
+		  MergeResult::kNone);
 	EXPECT_EQ(rq.nr_bios, 1u);
 	EXPECT_EQ(rq.nr_sectors, 8u);
 }
@@ -100,7 +109,8 @@ TEST_F(MergeRules, NeverAcrossOperations)
 			auto f = make_bios(2);
 			Request rq{};
 			make(rq, bio_of(f[0], a, 100, 8));
-			EXPECT_EQ(attempt_merge(rq, bio_of(f[1], b, 108, 8), lim), MergeResult::kNone)
+			EXPECT_EQ(attempt_merge(rq, bio_of(f[1], b, 108, 8), lim, kCtx),
+				  MergeResult::kNone)
 				<< a << " <- " << b;
 		}
 }
@@ -114,15 +124,16 @@ TEST_F(MergeRules, NeverAcrossFuaPreflushOrNomerge)
 		Request rq{};
 		make(rq, bio_of(f[0], CXMQ_OP_WRITE, 100, 8));
 		// The bio carries the flag...
-		EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_WRITE, 108, 8, fl), lim),
+		EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_WRITE, 108, 8, fl), lim, kCtx),
 			  MergeResult::kNone);
-		EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_WRITE, 92, 8, fl), lim),
+		EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_WRITE, 92, 8, fl), lim, kCtx),
 			  MergeResult::kNone);
 		// ... or the request does.
 		Request r2{};
 		make(r2, bio_of(f[3], CXMQ_OP_WRITE, 200, 8, fl));
 		FakeBio g;
-		EXPECT_EQ(attempt_merge(r2, bio_of(g, CXMQ_OP_WRITE, 208, 8), lim), MergeResult::kNone);
+		EXPECT_EQ(attempt_merge(r2, bio_of(g, CXMQ_OP_WRITE, 208, 8), lim, kCtx),
+			  MergeResult::kNone);
 	}
 }
 
@@ -131,9 +142,10 @@ TEST_F(MergeRules, FlushAndWriteZeroesNeverMerge)
 	auto f = make_bios(4);
 	Request fl{}, wz{};
 	make(fl, bio_of(f[0], CXMQ_OP_FLUSH, 0, 0));
-	EXPECT_EQ(attempt_merge(fl, bio_of(f[1], CXMQ_OP_FLUSH, 0, 0), lim), MergeResult::kNone);
+	EXPECT_EQ(attempt_merge(fl, bio_of(f[1], CXMQ_OP_FLUSH, 0, 0), lim, kCtx),
+		  MergeResult::kNone);
 	make(wz, bio_of(f[2], CXMQ_OP_WRITE_ZEROES, 100, 8));
-	EXPECT_EQ(attempt_merge(wz, bio_of(f[3], CXMQ_OP_WRITE_ZEROES, 108, 8), lim),
+	EXPECT_EQ(attempt_merge(wz, bio_of(f[3], CXMQ_OP_WRITE_ZEROES, 108, 8), lim, kCtx),
 		  MergeResult::kNone);
 }
 
@@ -144,14 +156,16 @@ TEST_F(MergeRules, PriorityPollingAndAccountingMustMatch)
 	make(rq, bio_of(f[0], CXMQ_OP_WRITE, 100, 8));
 	cxmq_bio prio = bio_of(f[1], CXMQ_OP_WRITE, 108, 8);
 	prio.ioprio = 3;
-	EXPECT_EQ(attempt_merge(rq, prio, lim), MergeResult::kNone);
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_WRITE, 108, 8, CXMQ_BIO_POLLED), lim),
+	EXPECT_EQ(attempt_merge(rq, prio, lim, kCtx), MergeResult::kNone);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_WRITE, 108, 8, CXMQ_BIO_POLLED), lim,
+				kCtx),
 		  MergeResult::kNone);
 	// Not accounted (iostats turned off between the two bios), the request is.
 	cxmq_bio unacct = bio_of(f[3], CXMQ_OP_WRITE, 108, 8);
 	unacct.cookie &= ~CXMQ_ACCT_COOKIE;
-	EXPECT_EQ(attempt_merge(rq, unacct, lim), MergeResult::kNone);
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[4], CXMQ_OP_WRITE, 108, 8), lim), MergeResult::kMerged);
+	EXPECT_EQ(attempt_merge(rq, unacct, lim, kCtx), MergeResult::kNone);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[4], CXMQ_OP_WRITE, 108, 8), lim, kCtx),
+		  MergeResult::kMerged);
 }
 
 TEST_F(MergeRules, MaxSectorsExactlyAndOneMore)
@@ -160,14 +174,17 @@ TEST_F(MergeRules, MaxSectorsExactlyAndOneMore)
 	auto f = make_bios(4);
 	Request rq{};
 	make(rq, bio_of(f[0], CXMQ_OP_WRITE, 0, 8));
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_WRITE, 8, 16), lim), MergeResult::kMerged);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_WRITE, 8, 16), lim, kCtx),
+		  MergeResult::kMerged);
 	EXPECT_EQ(rq.nr_sectors, 24u); // exactly the limit
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_WRITE, 24, 1), lim), MergeResult::kFailed);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_WRITE, 24, 1), lim, kCtx),
+		  MergeResult::kFailed);
 	EXPECT_EQ(rq.nr_sectors, 24u);
 	EXPECT_EQ(rq.nr_bios, 2u);
 	// A request a limit stopped takes nothing more (REQ_NOMERGE), even what would fit.
 	lim.max_sectors = 2560;
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[3], CXMQ_OP_WRITE, 24, 1), lim), MergeResult::kNone);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[3], CXMQ_OP_WRITE, 24, 1), lim, kCtx),
+		  MergeResult::kNone);
 }
 
 TEST_F(MergeRules, MaxSegmentsExactlyAndOneMore)
@@ -176,9 +193,11 @@ TEST_F(MergeRules, MaxSegmentsExactlyAndOneMore)
 	auto f = make_bios(3);
 	Request rq{};
 	make(rq, bio_of(f[0], CXMQ_OP_READ, 0, 8, 0, 2));
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_READ, 8, 24, 0, 3), lim), MergeResult::kMerged);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_READ, 8, 24, 0, 3), lim, kCtx),
+		  MergeResult::kMerged);
 	EXPECT_EQ(rq.nr_segs, 5u);
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_READ, 32, 8, 0, 1), lim), MergeResult::kFailed);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_READ, 32, 8, 0, 1), lim, kCtx),
+		  MergeResult::kFailed);
 	EXPECT_EQ(rq.nr_segs, 5u);
 	EXPECT_EQ(rq.nr_sectors, 32u);
 }
@@ -197,13 +216,16 @@ TEST_F(MergeRules, UncountedSegmentsAreCountedOnlyWhenAMergeIsTried)
 	make(rq, bio_of(f[0], CXMQ_OP_READ, 0, 8, 0, 0));
 	EXPECT_EQ(rq.nr_segs, 0u);
 	// Not adjacent: nothing counted.
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[3], CXMQ_OP_READ, 500, 8, 0, 0), lim), MergeResult::kNone);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[3], CXMQ_OP_READ, 500, 8, 0, 0), lim, kCtx),
+		  MergeResult::kNone);
 	EXPECT_EQ(f[0].seg_counts.load() + f[3].seg_counts.load(), 0);
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_READ, 8, 24, 0, 0), lim), MergeResult::kMerged);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_READ, 8, 24, 0, 0), lim, kCtx),
+		  MergeResult::kMerged);
 	EXPECT_EQ(rq.nr_segs, 5u);
 	EXPECT_EQ(f[0].seg_counts.load(), 1);
 	EXPECT_EQ(f[1].seg_counts.load(), 1);
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_READ, 32, 8, 0, 0), lim), MergeResult::kFailed);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_READ, 32, 8, 0, 0), lim, kCtx),
+		  MergeResult::kFailed);
 	EXPECT_EQ(f[0].seg_counts.load(), 1); // the request's count is kept
 	EXPECT_EQ(rq.nr_segs, 5u);
 	EXPECT_EQ(rq.nr_sectors, 32u);
@@ -216,12 +238,15 @@ TEST_F(MergeRules, DiscardRangesUpToMaxDiscardSegments)
 	Request rq{};
 	make(rq, bio_of(f[0], CXMQ_OP_DISCARD, 1000, 8));
 	// Anywhere on the disk: a range of its own.
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_DISCARD, 10, 16), lim), MergeResult::kMerged);
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_DISCARD, 5000, 8), lim), MergeResult::kMerged);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_DISCARD, 10, 16), lim, kCtx),
+		  MergeResult::kMerged);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_DISCARD, 5000, 8), lim, kCtx),
+		  MergeResult::kMerged);
 	EXPECT_EQ(rq.nr_segs, 3u);
 	EXPECT_EQ(rq.nr_sectors, 32u);
 	EXPECT_EQ(rq.sector, 1000u);
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[3], CXMQ_OP_DISCARD, 1008, 8), lim), MergeResult::kFailed);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[3], CXMQ_OP_DISCARD, 1008, 8), lim, kCtx),
+		  MergeResult::kFailed);
 	EXPECT_EQ(chain_of(rq), (std::vector<FakeBio *>{&f[0], &f[1], &f[2]}));
 }
 
@@ -231,8 +256,10 @@ TEST_F(MergeRules, DiscardSectorsExactlyAndOneMore)
 	auto f = make_bios(3);
 	Request rq{};
 	make(rq, bio_of(f[0], CXMQ_OP_DISCARD, 0, 32));
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_DISCARD, 512, 32), lim), MergeResult::kMerged);
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_DISCARD, 1024, 1), lim), MergeResult::kFailed);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_DISCARD, 512, 32), lim, kCtx),
+		  MergeResult::kMerged);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_DISCARD, 1024, 1), lim, kCtx),
+		  MergeResult::kFailed);
 	EXPECT_EQ(rq.nr_sectors, 64u);
 }
 
@@ -245,12 +272,15 @@ TEST_F(MergeRules, SingleRangeDiscardDiskMergesOnlyContiguousDiscards)
 	auto f = make_bios(4);
 	Request rq{};
 	make(rq, bio_of(f[0], CXMQ_OP_DISCARD, 8, 8));
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_DISCARD, 16, 8), lim), MergeResult::kMerged);
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_DISCARD, 0, 8), lim), MergeResult::kMerged);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_DISCARD, 16, 8), lim, kCtx),
+		  MergeResult::kMerged);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_DISCARD, 0, 8), lim, kCtx),
+		  MergeResult::kMerged);
 	EXPECT_EQ(rq.sector, 0u);
 	EXPECT_EQ(rq.nr_sectors, 24u);
 	EXPECT_EQ(rq.nr_segs, 1u);
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[3], CXMQ_OP_DISCARD, 100, 8), lim), MergeResult::kNone);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[3], CXMQ_OP_DISCARD, 100, 8), lim, kCtx),
+		  MergeResult::kNone);
 }
 
 TEST_F(MergeRules, NowaitOnlyWhileEveryBioIsNowait)
@@ -258,10 +288,11 @@ TEST_F(MergeRules, NowaitOnlyWhileEveryBioIsNowait)
 	auto f = make_bios(3);
 	Request rq{};
 	make(rq, bio_of(f[0], CXMQ_OP_WRITE, 0, 8, CXMQ_BIO_NOWAIT));
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_WRITE, 8, 8, CXMQ_BIO_NOWAIT), lim),
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[1], CXMQ_OP_WRITE, 8, 8, CXMQ_BIO_NOWAIT), lim, kCtx),
 		  MergeResult::kMerged);
 	EXPECT_TRUE(rq.flags & CXMQ_BIO_NOWAIT);
-	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_WRITE, 16, 8), lim), MergeResult::kMerged);
+	EXPECT_EQ(attempt_merge(rq, bio_of(f[2], CXMQ_OP_WRITE, 16, 8), lim, kCtx),
+		  MergeResult::kMerged);
 	EXPECT_FALSE(rq.flags & CXMQ_BIO_NOWAIT);
 }
 
