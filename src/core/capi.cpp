@@ -133,7 +133,7 @@ void cxmq_queue_submit_bio(struct cxmq_queue *q, void *bio, enum cxmq_op op, cxm
 	Q(q).submit_bio(bio, op, sector, nr_sectors, flags, cookie);
 }
 
-void cxmq_queue_submit(struct cxmq_queue *q, const struct cxmq_bio *b)
+CXMQ_HOT void cxmq_queue_submit(struct cxmq_queue *q, const struct cxmq_bio *b)
 {
 	Q(q).submit(*b);
 }

@@ -82,7 +82,7 @@ void FaultAttr::set(const cxmq_fault_config &fc)
 	store_release(probability_, fc.armed ? fc.probability : 0u);
 }
 
-bool FaultAttr::should_fail()
+CXMQ_HOT bool FaultAttr::should_fail()
 {
 	const u32 probability = load_acquire(probability_);
 	if (cxmq_likely(!probability))

@@ -31,7 +31,7 @@ int usage_is_zero(void *arg)
 
 // Takes a usage reference. Returns false when the queue is dying (the caller fails the bio with
 // IOERR) or frozen under nowait (AGAIN); *dying tells which.
-bool Queue::enter(bool nowait, bool *dying)
+CXMQ_HOT bool Queue::enter(bool nowait, bool *dying)
 {
 	*dying = false;
 	if (cxmq_likely(cxmq_os_usage_tryget_live(usage_)))

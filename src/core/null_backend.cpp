@@ -179,7 +179,7 @@ cxmq_status NullBackend::transfer(Request &rq)
 	return st;
 }
 
-cxmq_status NullBackend::queue_rq(HwQueue &h, Request &rq, bool)
+CXMQ_HOT cxmq_status NullBackend::queue_rq(HwQueue &h, Request &rq, bool)
 {
 	u32 every = load_relaxed(busy_every_);
 	if (cxmq_unlikely(every) && add_relaxed(busy_counter_, 1u) % every == 0) {

@@ -10,7 +10,7 @@
 
 namespace cxmq {
 
-Plug *Queue::current_plug()
+CXMQ_HOT Plug *Queue::current_plug()
 {
 	return static_cast<Plug *>(cxmq_os_plug(this, sizeof(Plug), unplug_fn));
 }
@@ -27,7 +27,7 @@ void Queue::unplug_fn(void *storage, int from_schedule)
 // Returns false when the task holds no plug (the caller submits unplugged). Otherwise the
 // bio is merged into the plug's newest request, or made a request of its own on the plug, or
 // ended (AGAIN under NOWAIT with no free request).
-bool Queue::plug_bio(const Bio &b, u32 cpu, bool nowait)
+CXMQ_HOT bool Queue::plug_bio(const Bio &b, u32 cpu, bool nowait)
 {
 	Plug *p = current_plug();
 	if (!p)

@@ -308,7 +308,7 @@ void Queue::submit_bio(void *bio, cxmq_op op, u64 sector, u32 nr_sectors, u32 fl
 	submit(b);
 }
 
-void Queue::submit(const Bio &b)
+CXMQ_HOT void Queue::submit(const Bio &b)
 {
 	const bool nowait = b.flags & CXMQ_BIO_NOWAIT;
 	bool dying;
@@ -330,7 +330,7 @@ void Queue::submit(const Bio &b)
 }
 
 // A free tag of hardware queue h for bio b, or kNoTag when none is free under NOWAIT.
-s32 Queue::get_tag(HwQueue &h, u32 cpu, const Bio &b, bool nowait)
+CXMQ_HOT s32 Queue::get_tag(HwQueue &h, u32 cpu, const Bio &b, bool nowait)
 {
 	// A scheduler may keep some requests to part of the pool (limit_depth).
 	const u32 shallow = elv_ ? elv_->shallow_depth(h, b) : 0;
@@ -347,7 +347,7 @@ s32 Queue::get_tag(HwQueue &h, u32 cpu, const Bio &b, bool nowait)
 // CPUs went offline meanwhile (a submitter still on the last of them: hotplug.cpp), of the
 // queue of the CPU the submitter then runs on; nullptr when none is free under NOWAIT (the
 // bio is then ended with AGAIN). The caller issues it to rq->hctx.
-Request *Queue::get_request(HwQueue &h0, u32 cpu, const Bio &b, bool nowait)
+CXMQ_HOT Request *Queue::get_request(HwQueue &h0, u32 cpu, const Bio &b, bool nowait)
 {
 	HwQueue *h = &h0;
 	s32 tag;
@@ -387,7 +387,7 @@ Request *Queue::get_request(HwQueue &h0, u32 cpu, const Bio &b, bool nowait)
 
 // Without a plug: into a request staged on this CPU's software queue if one takes it,
 // else a new request, sent straight to the backend when nothing waits ahead of it.
-void Queue::submit_rq(const Bio &b, u32 cpu, bool nowait)
+CXMQ_HOT void Queue::submit_rq(const Bio &b, u32 cpu, bool nowait)
 {
 	const u32 type = bio_type(b);
 	HwQueue &h = hctx_for_cpu(cpu, type);
@@ -406,7 +406,7 @@ void Queue::submit_rq(const Bio &b, u32 cpu, bool nowait)
 // Where a new request goes: into the scheduler, if there is one, and the hardware queue runs;
 // else straight to the backend when nothing waits ahead of it, or staged on its software queue
 // and the hardware queue run.
-void Queue::issue(HwQueue &h, Request &rq)
+CXMQ_HOT void Queue::issue(HwQueue &h, Request &rq)
 {
 	if (elv_) {
 		insert_sched(h, rq);
@@ -424,7 +424,7 @@ void Queue::issue(HwQueue &h, Request &rq)
 // queue `cpu`, and no run in progress (a run may hold older requests it has taken off the lists
 // but not issued yet). On true the caller holds the run bit while issuing and gives it back
 // with release_idle, so a run asked for meanwhile is done then.
-bool Queue::claim_idle(HwQueue &h, u32 cpu)
+CXMQ_HOT bool Queue::claim_idle(HwQueue &h, u32 cpu)
 {
 	if (load_relaxed(h.nr_dispatch) || (load_relaxed(h.state) & HwQueue::kRestart) ||
 	    load_relaxed(ctx(cpu, h.type).nr_pending))
@@ -433,14 +433,14 @@ bool Queue::claim_idle(HwQueue &h, u32 cpu)
 }
 
 // Gives the run bit claim_idle took back, doing a run asked for meanwhile.
-void Queue::release_idle(HwQueue &h)
+CXMQ_HOT void Queue::release_idle(HwQueue &h)
 {
 	if (fetch_and(h.state, ~HwQueue::kRunning) & HwQueue::kRerun)
 		run_hw_queue(h);
 }
 
 // Sends a request straight to the backend when the hardware queue is idle (claim_idle).
-bool Queue::issue_direct(HwQueue &h, Request &rq)
+CXMQ_HOT bool Queue::issue_direct(HwQueue &h, Request &rq)
 {
 	if (!claim_idle(h, rq.ctx_cpu))
 		return false;
@@ -619,7 +619,7 @@ void Queue::account_dispatch_run(HwQueue &h, u32 n)
 
 // ---- completion ----
 
-void Queue::end_request(Request &rq, cxmq_status status)
+CXMQ_HOT void Queue::end_request(Request &rq, cxmq_status status)
 {
 	using namespace rq_timeout;
 	u64 w = load_relaxed(rq.tstate);
@@ -637,7 +637,7 @@ void Queue::end_request(Request &rq, cxmq_status status)
 }
 
 // Ends every bio of the request with its status, in order (blk_update_request), and frees it.
-void Queue::complete_request(Request &rq, cxmq_status status)
+CXMQ_HOT void Queue::complete_request(Request &rq, cxmq_status status)
 {
 	HwQueue &h = *rq.hctx;
 	void *bio = rq.bio, *tail = rq.biotail;
@@ -655,7 +655,7 @@ void Queue::complete_request(Request &rq, cxmq_status status)
 
 // A tag was freed: a hardware queue waiting for one (the backend was busy, or a scheduler was
 // at its depth) runs again.
-void Queue::restart_after_free(HwQueue &h)
+CXMQ_HOT void Queue::restart_after_free(HwQueue &h)
 {
 	// Sequentially consistent: against dispatch_sched's setting kRestart at the depth.
 	if (__atomic_load_n(&h.state, __ATOMIC_SEQ_CST) & HwQueue::kRestart) {

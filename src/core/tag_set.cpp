@@ -153,7 +153,7 @@ void Queue::rebind_shared()
 }
 
 // A tag back: to the set's map (and its queue's share), or to the queue's own.
-void Queue::put_tag(HwQueue &h, u32 tag, u32 cpu)
+CXMQ_HOT void Queue::put_tag(HwQueue &h, u32 tag, u32 cpu)
 {
 	if (h.shared && !elv_)
 		shared_tags::put(h, tag, cpu);

@@ -40,7 +40,7 @@ int TagMap::init(u32 depth, int node)
 	return 0;
 }
 
-s32 TagMap::get_from_word(u32 w, u32 start_bit, u32 shallow)
+CXMQ_HOT s32 TagMap::get_from_word(u32 w, u32 start_bit, u32 shallow)
 {
 	Word &word = words_[w];
 	const u32 bits = shallow ? min(word.depth, shallow) : word.depth;
@@ -59,7 +59,7 @@ s32 TagMap::get_from_word(u32 w, u32 start_bit, u32 shallow)
 	}
 }
 
-s32 TagMap::try_get(u32 cpu, u32 shallow)
+CXMQ_HOT s32 TagMap::try_get(u32 cpu, u32 shallow)
 {
 	Hint &h = hints_[cpu < nr_hints_ ? cpu : 0];
 	u32 hint = load_relaxed(h.next);
@@ -114,7 +114,7 @@ u32 TagMap::get_wait(u32 cpu, u32 shallow)
 	return static_cast<u32>(arg.tag);
 }
 
-void TagMap::put(u32 tag, u32 cpu)
+CXMQ_HOT void TagMap::put(u32 tag, u32 cpu)
 {
 	CXMQ_BUG_ON(tag >= depth_);
 	Word &word = words_[tag >> shift_];

@@ -19,7 +19,7 @@ bool cas(u64 &word, u64 *expected, u64 desired)
 
 // The request goes to the backend (blk_mq_start_request): a new generation, in flight until
 // its deadline, and the timeout work is due if nothing has it scheduled.
-void Queue::start_request(Request &rq)
+CXMQ_HOT void Queue::start_request(Request &rq)
 {
 	const u64 w = load_relaxed(rq.tstate); // ours: no one else changes an idle request
 	const u32 deadline = now_units() + load_relaxed(timeout_units_);

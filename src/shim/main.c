@@ -125,7 +125,7 @@ static LIST_HEAD(cxmq_devices);
 static DEFINE_MUTEX(cxmq_devices_lock);
 static DEFINE_IDA(cxmq_index_ida);
 
-static void cxmq_submit_bio(struct bio *bio)
+static CXMQ_HOT void cxmq_submit_bio(struct bio *bio)
 {
 	struct cxmq_dev *dev = bio->bi_bdev->bd_disk->private_data;
 	struct cxmq_bio b = { };

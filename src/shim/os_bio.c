@@ -22,7 +22,7 @@ static const blk_status_t cxmq_status_to_blk[] = {
 	[CXMQ_STS_TIMEOUT] = BLK_STS_TIMEOUT,
 };
 
-void cxmq_os_bio_end(void *p, enum cxmq_status status, cxmq_u64 cookie)
+CXMQ_HOT void cxmq_os_bio_end(void *p, enum cxmq_status status, cxmq_u64 cookie)
 {
 	struct bio *bio = p;
 
@@ -87,7 +87,7 @@ void *cxmq_os_bio_next(void *bio)
 	return ((struct bio *)bio)->bi_next;
 }
 
-void cxmq_os_bio_set_next(void *bio, void *next)
+CXMQ_HOT void cxmq_os_bio_set_next(void *bio, void *next)
 {
 	((struct bio *)bio)->bi_next = next;
 }
@@ -168,7 +168,7 @@ static void cxmq_plug_unplug(struct blk_plug_cb *cb, bool from_schedule)
 	kfree(p);
 }
 
-void *cxmq_os_plug(void *owner, cxmq_size_t size, void (*unplug)(void *storage, int from_schedule))
+CXMQ_HOT void *cxmq_os_plug(void *owner, cxmq_size_t size, void (*unplug)(void *storage, int from_schedule))
 {
 	struct blk_plug_cb *cb = blk_check_plugged(cxmq_plug_unplug, owner,
 						   sizeof(struct cxmq_plug_cb) + size);

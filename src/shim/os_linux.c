@@ -130,7 +130,7 @@ cxmq_u64 cxmq_os_now_ns(void)
 	return ktime_get_ns();
 }
 
-cxmq_u64 cxmq_os_now_coarse_ns(void)
+CXMQ_HOT cxmq_u64 cxmq_os_now_coarse_ns(void)
 {
 	return ktime_get_coarse_ns();
 }
@@ -145,7 +145,7 @@ cxmq_u32 cxmq_os_nr_cpu_ids(void)
 	return nr_cpu_ids;
 }
 
-cxmq_u32 cxmq_os_this_cpu(void)
+CXMQ_HOT cxmq_u32 cxmq_os_this_cpu(void)
 {
 	return raw_smp_processor_id();
 }
@@ -311,7 +311,7 @@ void cxmq_os_wake_all(struct cxmq_os_waitq *w)
 	wake_up_all(&w->wq);
 }
 
-int cxmq_os_waitq_active(struct cxmq_os_waitq *w)
+CXMQ_HOT int cxmq_os_waitq_active(struct cxmq_os_waitq *w)
 {
 	return wq_has_sleeper(&w->wq);
 }
@@ -351,7 +351,7 @@ void cxmq_os_usage_destroy(struct cxmq_os_usage *u)
 	kfree(u);
 }
 
-int cxmq_os_usage_tryget_live(struct cxmq_os_usage *u)
+CXMQ_HOT int cxmq_os_usage_tryget_live(struct cxmq_os_usage *u)
 {
 	return percpu_ref_tryget_live(&u->ref);
 }
@@ -380,12 +380,12 @@ enum cxmq_poll_next cxmq_os_poll_next(void)
 	return CXMQ_POLL_AGAIN;
 }
 
-void cxmq_os_usage_get(struct cxmq_os_usage *u)
+CXMQ_HOT void cxmq_os_usage_get(struct cxmq_os_usage *u)
 {
 	percpu_ref_get(&u->ref);
 }
 
-void cxmq_os_usage_put(struct cxmq_os_usage *u)
+CXMQ_HOT void cxmq_os_usage_put(struct cxmq_os_usage *u)
 {
 	percpu_ref_put(&u->ref);
 }
