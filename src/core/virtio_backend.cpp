@@ -341,8 +341,10 @@ void VirtioBackend::commit_rqs(HwQueue &h)
 }
 
 // Under v.lock: takes what the device used. A request with a step left puts it on the ring (or
-// on resubmit, when the ring is full); the rest go on `done`. Returns the requests taken.
-u32 VirtioBackend::reap(Vq &v, List &done)
+// on resubmit, when the ring is full); the rest go on `done`. Returns the requests taken. The
+// device's callbacks stay off while what was taken is ended (outside the lock): *idle says that
+// nothing was left and they are on again (always, for a poll queue, which has none).
+u32 VirtioBackend::reap(Vq &v, List &done, bool *idle)
 {
 	u32 n = 0;
 	auto next_step = [&](Request &rq) {
@@ -356,22 +358,21 @@ u32 VirtioBackend::reap(Vq &v, List &done)
 			done.push_back(&rq.backend_node);
 		}
 	};
-	do {
-		if (!v.poll)
-			cxmq_os_vq_disable_cb(v.vq);
-		while (void *token = cxmq_os_vq_get_buf(v.vq)) {
-			Request &rq = *Request::from_pdu(token);
-			VirtioReq &r = vr(rq);
-			n++;
-			r.steps &= u8(~r.step);
-			if (r.status == kStatusOk && r.steps)
-				next_step(rq);
-			else
-				done.push_back(&rq.backend_node);
-		}
-		if (cxmq_unlikely(cxmq_os_vq_is_broken(v.vq)))
-			break;
-	} while (!v.poll && !cxmq_os_vq_enable_cb(v.vq));
+	if (!v.poll)
+		cxmq_os_vq_disable_cb(v.vq);
+	while (void *token = cxmq_os_vq_get_buf(v.vq)) {
+		Request &rq = *Request::from_pdu(token);
+		VirtioReq &r = vr(rq);
+		n++;
+		r.steps &= u8(~r.step);
+		if (r.status == kStatusOk && r.steps)
+			next_step(rq);
+		else
+			done.push_back(&rq.backend_node);
+	}
+	// enable_cb false: more came since the last get_buf
+	*idle = v.poll || cxmq_unlikely(cxmq_os_vq_is_broken(v.vq)) ||
+		(!n && cxmq_os_vq_enable_cb(v.vq));
 	while (!v.resubmit.empty()) { // the ring has room again
 		ListNode *node = v.resubmit.pop_front();
 		Request &rq = *CXMQ_CONTAINER_OF(node, Request, backend_node);
@@ -398,21 +399,29 @@ void VirtioBackend::end_list(List &done)
 }
 
 // The interrupt's and a poll's work: what the device used, taken under the virtqueue's lock
-// (next steps rung for), ended outside it; `count` is irq_done or poll_done.
+// (next steps rung for), ended outside it; `count` is irq_done or poll_done. An interrupt
+// takes again until the device has nothing more, its callbacks off meanwhile, as virtblk_done
+// (which ends requests inside its loop): what the device finishes while earlier requests are
+// being ended is taken by the same interrupt instead of raising another.
 u32 VirtioBackend::complete_used(Vq &v, u64 Vq::*count)
 {
-	List done;
-	unsigned long flags = v.lock.lock();
-	u32 n = reap(v, done);
-	add_relaxed(v.*count, u64(n));
-	bool notify = n && cxmq_os_vq_kick_prepare(v.vq); // the next steps put on the ring
-	if (notify)
-		add_relaxed(v.notifies, u64(1));
-	v.lock.unlock(flags);
-	if (notify)
-		cxmq_os_vq_notify(v.vq);
-	end_list(done);
-	return n;
+	u32 total = 0;
+	bool idle;
+	do {
+		List done;
+		unsigned long flags = v.lock.lock();
+		u32 n = reap(v, done, &idle);
+		add_relaxed(v.*count, u64(n));
+		bool notify = n && cxmq_os_vq_kick_prepare(v.vq); // the next steps put on the ring
+		if (notify)
+			add_relaxed(v.notifies, u64(1));
+		v.lock.unlock(flags);
+		if (notify)
+			cxmq_os_vq_notify(v.vq);
+		end_list(done);
+		total += n;
+	} while (!idle);
+	return total;
 }
 
 void VirtioBackend::vq_done(u32 index)

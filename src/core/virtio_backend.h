@@ -65,7 +65,7 @@ private:
 	cxmq_status setup_ranges(Request &rq, int node);
 	int add_stage(Vq &v, Request &rq);
 	void unprepare(Request &rq);
-	u32 reap(Vq &v, List &done);
+	u32 reap(Vq &v, List &done, bool *idle);
 	void end_list(List &done);
 	u32 complete_used(Vq &v, u64 Vq::*count);
 

@@ -202,6 +202,8 @@ struct Hooks {
 	// In a softirq context / timer callback (thread or manual runner), just before it runs.
 	std::function<void(cxmq_os_softirq *, uint32_t)> before_softirq;
 	std::function<void(cxmq_os_timer *)> before_timer;
+	// In cxmq_os_bio_end, before the bio is marked ended.
+	std::function<void(void *bio)> before_bio_end;
 };
 void set_hooks(const Hooks &h);
 void clear_hooks();

@@ -1419,6 +1419,11 @@ void cxmq_os_bio_end(void *bio, enum cxmq_status status, cxmq_u64 cookie)
 		report("cxmq_os_bio_end(%p, %d): not a bio", bio, static_cast<int>(status));
 		return;
 	}
+	if (g_have_hooks.load()) {
+		Hooks h = hooks();
+		if (h.before_bio_end)
+			h.before_bio_end(bio);
+	}
 	if (static_cast<unsigned>(status) > CXMQ_STS_TIMEOUT)
 		report("cxmq_os_bio_end: bio %llu: status %d out of range",
 		       static_cast<unsigned long long>(b->id), static_cast<int>(status));

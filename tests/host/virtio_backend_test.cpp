@@ -385,6 +385,36 @@ TEST_F(Virtio, PolledBiosGoToThePollVirtqueueAndCompleteWhenPolled)
 	EXPECT_EQ(bios[0].status.load(), CXMQ_STS_OK);
 }
 
+// virtblk_done's loop: what the device finishes while the interrupt ends what it took is taken
+// by the same interrupt (callbacks off meanwhile), not left for another.
+TEST_F(Virtio, AnInterruptTakesWhatTheDeviceFinishedWhileItEndedTheFirst)
+{
+	VirtioQueue v(1);
+	auto bios = make_bios(3);
+	for (int i = 0; i < 3; i++)
+		submit_range(v.q, bios[i], CXMQ_OP_READ, uint64_t(i) * 8, 8);
+	ASSERT_EQ(v.vq().avail_count(), 3u);
+	std::atomic<int> hook_runs{0};
+	Hooks h;
+	h.before_bio_end = [&](void *b) {
+		hook_runs++;
+		EXPECT_FALSE(v.vq().cb_enabled) << "callbacks on while the interrupt ends requests";
+		if (b == &bios[0] || b == &bios[1])
+			v.vq().complete(1); // the next one, while this one is being ended
+	};
+	set_hooks(h);
+	v.device_done(0, 1);
+	clear_hooks();
+	EXPECT_EQ(hook_runs.load(), 3);
+	for (int i = 0; i < 3; i++) {
+		EXPECT_EQ(bios[i].ends.load(), 1) << i << ": left for another interrupt";
+		EXPECT_EQ(bios[i].status.load(), CXMQ_STS_OK) << i;
+	}
+	EXPECT_TRUE(v.vq().used.empty());
+	EXPECT_TRUE(v.vq().cb_enabled) << "the interrupt ends with callbacks on";
+	v.device_done(); // (what a failing version left: the queue's destruction waits for it)
+}
+
 TEST_F(Virtio, SubmittersRaceTheInterrupt)
 {
 	set_topology(simple_topology(4));
