@@ -629,11 +629,7 @@ CXMQ_HOT void Queue::end_request(Request &rq, cxmq_status status)
 			complete_request(rq, status);
 			return;
 		}
-	if (state(w) == kTimedOut) { // its bios ended with the timeout: the backend gives it back
-		free_request(rq);
-		return;
-	}
-	CXMQ_WARN_ON(state(w) != kTimedOut); // the backend ended a request it does not hold
+	returned_after_timeout(rq); // its bios ended, or are ending, with a timeout (timeout.cpp)
 }
 
 // Ends every bio of the request with its status, in order (blk_update_request), and frees it.

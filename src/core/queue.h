@@ -268,6 +268,7 @@ private:
 	// timeout.cpp
 	void start_request(Request &rq);
 	bool unstart_request(Request &rq);
+	void returned_after_timeout(Request &rq);
 	void timeout_scan();
 	void expire(HwQueue &hctx, Request &rq, u64 w, u32 now, bool *pending);
 	static void timeout_work_fn(void *arg);

@@ -13,7 +13,7 @@ namespace {
 bool cas(u64 &word, u64 *expected, u64 desired)
 {
 	return __atomic_compare_exchange_n(&word, expected, desired, false, __ATOMIC_ACQ_REL,
-					   __ATOMIC_RELAXED);
+					   __ATOMIC_ACQUIRE);
 }
 } // namespace
 
@@ -32,7 +32,8 @@ CXMQ_HOT void Queue::start_request(Request &rq)
 }
 
 // The backend refused the request (busy): idle again, to be sent later. False when a timeout
-// ended its bios meanwhile: it is then freed here, and the caller forgets it.
+// ended its bios meanwhile: the backend has given it back (returned_after_timeout), and the
+// caller forgets it.
 bool Queue::unstart_request(Request &rq)
 {
 	u64 w = load_relaxed(rq.tstate);
@@ -41,9 +42,29 @@ bool Queue::unstart_request(Request &rq)
 			trace_rq(CXMQ_TRACE_REQUEUE, rq);
 			return true;
 		}
-	CXMQ_WARN_ON(state(w) != kTimedOut);
-	free_request(rq);
+	returned_after_timeout(rq);
 	return false;
+}
+
+// The backend gives back (completes, or refuses) a request whose bios a timeout ended or is
+// ending: freed here once they have ended, else by the scan when they have.
+void Queue::returned_after_timeout(Request &rq)
+{
+	u64 w = __atomic_load_n(&rq.tstate, __ATOMIC_ACQUIRE);
+	for (;;) {
+		switch (state(w)) {
+		case kTimedOut:
+			free_request(rq);
+			return;
+		case kEndingTimedOut:
+			if (cas(rq.tstate, &w, with_state(w, kReturned)))
+				return;
+			continue; // the scan has just finished: w is kTimedOut
+		default:
+			CXMQ_WARN_ON(1); // the backend gave back a request it does not hold
+			return;
+		}
+	}
 }
 
 // How often the timeout work looks while requests are in flight: an eighth of io_timeout, at
@@ -104,10 +125,16 @@ void Queue::expire(HwQueue &h, Request &rq, u64 w, u32 now, bool *pending)
 		*pending = true;
 		return;
 	case Backend::Expiry::kTimedOut:
-		if (!cas(rq.tstate, &w, with_state(w, kTimedOut)))
+		if (!cas(rq.tstate, &w, with_state(w, kEndingTimedOut)))
 			return; // it completed meanwhile
 		add_relaxed(h.timeouts, u64(1));
 		end_timed_out(rq);
+		// The backend's until it gives it back; freed here if it already has.
+		w = with_state(w, kEndingTimedOut);
+		if (!cas(rq.tstate, &w, with_state(w, kTimedOut))) {
+			CXMQ_WARN_ON(state(w) != kReturned);
+			free_request(rq);
+		}
 		return;
 	case Backend::Expiry::kAbandoned:
 		if (!cas(rq.tstate, &w, with_state(w, kComplete)))
@@ -118,7 +145,7 @@ void Queue::expire(HwQueue &h, Request &rq, u64 w, u32 now, bool *pending)
 	}
 }
 
-// kTimedOut: the bios end now; the request stays the backend's until its end_request.
+// kEndingTimedOut: the bios end now; the request stays the backend's until it gives it back.
 void Queue::end_timed_out(Request &rq)
 {
 	void *bio = rq.bio, *tail = rq.biotail;

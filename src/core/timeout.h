@@ -9,6 +9,12 @@
 // generation that changes each time the request goes to the backend, and where it is. Every
 // change after the start is one compare-and-swap, so a backend completion and a timeout never
 // both end a request, and a scan never acts on a later use of a request than the one it saw.
+//
+// A timeout that ends the bios of a request the backend still holds (kTimedOut) owns the
+// request while it does (kEndingTimedOut): the backend's answer meanwhile (its completion, or
+// busy) only says so (kReturned), and the scan frees the request once its bios have ended. Only
+// then can the request be used again: blk-mq's timeout work holds a request reference for the
+// same reason (req_ref_inc_not_zero in blk_mq_check_expired).
 #pragma once
 
 #include "util.h"
@@ -22,14 +28,22 @@ enum State : u32 {
 	kComplete = 2, // ended (by the backend's completion, or by a timeout the backend agreed to)
 	kTimedOut = 3, // its bios ended with a timeout; the backend still holds it, and its
 		       // completion only frees it
+	kEndingTimedOut = 4, // the timeout scan is ending its bios; the backend still holds it
+	kReturned = 5,       // the backend gave it back while the scan ended its bios: the scan
+			     // frees it
 };
 
 constexpr u32 kUnitShift = 20; // deadline units: 2^20 ns
-constexpr u64 make(u32 deadline, u32 gen, u32 st) { return (u64(deadline) << 32) | (gen << 2) | st; }
-constexpr u32 state(u64 w) { return u32(w) & 3; }
-constexpr u32 gen(u64 w) { return u32(w) >> 2; }
+constexpr u32 kStateBits = 3;
+constexpr u32 kStateMask = (1u << kStateBits) - 1;
+constexpr u64 make(u32 deadline, u32 gen, u32 st)
+{
+	return (u64(deadline) << 32) | u32(gen << kStateBits) | st;
+}
+constexpr u32 state(u64 w) { return u32(w) & kStateMask; }
+constexpr u32 gen(u64 w) { return u32(w) >> kStateBits; }
 constexpr u32 deadline(u64 w) { return u32(w >> 32); }
-constexpr u64 with_state(u64 w, u32 st) { return (w & ~u64(3)) | st; }
+constexpr u64 with_state(u64 w, u32 st) { return (w & ~u64(kStateMask)) | st; }
 constexpr u64 with_deadline(u64 w, u32 d) { return (w & 0xffffffffull) | (u64(d) << 32); }
 // time_after_eq(now, deadline), on 32 bits
 constexpr bool expired(u32 now, u32 deadline) { return s32(now - deadline) >= 0; }

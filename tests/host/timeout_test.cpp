@@ -191,6 +191,57 @@ TEST_F(Timeout, ResetTimerThenTimedOutWhileHeld)
 	destroy_queue(q);
 }
 
+// The backend gives back a request while the timeout is ending its bios (its completion, here
+// from inside the first bio's end): the request is not freed, and its tag not reused, until the
+// scan has ended them all; the scan frees it then. Freed at once, the next request took the tag
+// and the scan ended that request's bios as its own (TSan saw it in the racing test below).
+TEST_F(Timeout, ABackendCompletionWhileTheTimeoutEndsTheBiosFreesItAfterThem)
+{
+	HoldBackend be;
+	Queue *q = make_queue(make_config(1, 4), &be);
+	ASSERT_NE(q, nullptr);
+	cxmq_limits lim{};
+	lim.max_sectors = 2560;
+	lim.max_segments = 128;
+	q->set_host(&lim);
+	ASSERT_EQ(q->set_io_timeout("1"), 0);
+	// Two bios of one request: adjacent (sectors 0 and 8), under one plug.
+	auto b = make_bios(2);
+	plug_start();
+	q->submit(accounted_bio(b[0], CXMQ_OP_WRITE, 0, 8));
+	q->submit(accounted_bio(b[1], CXMQ_OP_WRITE, 8, 8));
+	plug_finish();
+	ASSERT_EQ(be.nr_held(), 1u) << "one request of both bios";
+	std::atomic<int> hook_runs{0};
+	std::atomic<uint32_t> busy_in_hook{~0u}, busy_at_second{~0u};
+	Hooks h;
+	h.before_bio_end = [&](void *bio) {
+		hook_runs++;
+		if (bio == &b[0]) {
+			Request *rq = be.take();
+			ASSERT_NE(rq, nullptr);
+			q->end_request(*rq, CXMQ_STS_OK); // late: the timeout is ending it
+			busy_in_hook.store(q->hctx(0).tags->busy());
+		} else if (bio == &b[1]) {
+			busy_at_second.store(q->hctx(0).tags->busy());
+		}
+	};
+	set_hooks(h);
+	const bool ended = wait_ended(b[0]) && wait_ended(b[1]);
+	clear_hooks();
+	ASSERT_TRUE(ended);
+	EXPECT_EQ(hook_runs.load(), 2);
+	EXPECT_EQ(busy_in_hook.load(), 1u) << "freed while its bios were being ended";
+	EXPECT_EQ(busy_at_second.load(), 1u) << "freed while its bios were being ended";
+	for (int i = 0; i < 2; i++) {
+		EXPECT_EQ(b[i].ends.load(), 1) << i;
+		EXPECT_EQ(b[i].status.load(), CXMQ_STS_TIMEOUT) << i;
+	}
+	EXPECT_EQ(q->hctx(0).tags->busy(), 0u) << "the scan frees it after its bios";
+	EXPECT_EQ(timeouts_of(q), 1u);
+	destroy_queue(q);
+}
+
 // Completions racing with timeouts: io_timeout of 1 ms, the backend completes each request
 // after 0-4 ms from other threads while the scan ends overdue ones (timed out, still held).
 // Every bio ends exactly once (the host reports a second end), with OK or TIMEOUT; every
