@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-// Completions from interrupts and queue/rq_affinity (blk-mq's blk_mq_complete_request_remote):
+// Ending requests: the backend's answer (end_request), the bios ended and the request freed; and
+// completions from interrupts and queue/rq_affinity (blk-mq's blk_mq_complete_request_remote):
 // with rq_affinity 1 a request whose interrupt lands on a CPU that shares no cache with the one
 // that submitted it completes there instead, by IPI; with 2 it always does (unless the
 // submitter is offline); with 0, and for polled requests, it completes where it is.
@@ -78,6 +79,49 @@ void Queue::irq_completions(u64 *local, u64 *moved) const
 	for (u32 cpu = 0; cpu < nr_cpu_ids_; cpu++) {
 		*local += load_relaxed(remote_[cpu].local);
 		*moved += load_relaxed(remote_[cpu].moved);
+	}
+}
+
+// ---- ending requests ----
+
+CXMQ_HOT void Queue::end_request(Request &rq, cxmq_status status)
+{
+	using namespace rq_timeout;
+	u64 w = load_relaxed(rq.tstate);
+	while (cxmq_likely(state(w) == kInFlight)) // against the timeout scan (timeout.cpp)
+		if (__atomic_compare_exchange_n(&rq.tstate, &w, with_state(w, kComplete), false,
+						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+			complete_request(rq, status);
+			return;
+		}
+	returned_after_timeout(rq); // its bios ended, or are ending, with a timeout (timeout.cpp)
+}
+
+// Ends every bio of the request with its status, in order (blk_update_request), and frees it.
+CXMQ_HOT void Queue::complete_request(Request &rq, cxmq_status status)
+{
+	HwQueue &h = *rq.hctx;
+	void *bio = rq.bio, *tail = rq.biotail;
+	const u64 cookie = rq.cookie;
+	add_relaxed(rq_ctx(rq).completed[rq.is_write()], u64(1));
+	trace_complete(rq, status);
+	if (elv_)
+		finish_sched(h, rq);
+	rq.bio = rq.biotail = nullptr;
+	put_tag(h, rq.tag, cxmq_os_this_cpu()); // rq may be reused from here on
+	Request::end_bios(bio, tail, status, cookie);
+	restart_after_free(h);
+	exit(); // the queue may be freed from here on
+}
+
+// A tag was freed: a hardware queue waiting for one (the backend was busy, or a scheduler was
+// at its depth) runs again.
+CXMQ_HOT void Queue::restart_after_free(HwQueue &h)
+{
+	// Sequentially consistent: against dispatch_sched's setting kRestart at the depth.
+	if (__atomic_load_n(&h.state, __ATOMIC_SEQ_CST) & HwQueue::kRestart) {
+		fetch_and(h.state, ~HwQueue::kRestart);
+		run_hw_queue_async(h, 0);
 	}
 }
 

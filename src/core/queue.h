@@ -61,6 +61,9 @@ struct Plug {
 
 // Number of buckets of the per-run dispatch histogram: 0, 1, 2, 4, ..., 2^(N-2)+.
 constexpr u32 kDispatchBuckets = 10;
+// How long a hardware queue whose backend was busy waits before it is run again, when no
+// completion runs it first (blk-mq's BLK_MQ_RESOURCE_DELAY).
+constexpr u32 kBusyRetryDelayUs = 3000;
 
 struct alignas(kCacheLine) HwQueue {
 	// State bits.
