@@ -71,7 +71,12 @@ struct cxmq_dev *cxmq_dev_create_hw(const struct cxmq_dev_config *cfg, struct cx
 				    int *err);
 void cxmq_dev_destroy(struct cxmq_dev *dev);
 void cxmq_dev_set_nr_hw_queues(struct cxmq_dev *dev, u32 nr, u32 nr_poll);
-void cxmq_default_config(struct cxmq_dev_config *cfg); /* the module parameters' */
+void cxmq_devs_set_busy_every(unsigned int n);
+
+/* params.c: the module parameters */
+void cxmq_default_config(struct cxmq_dev_config *cfg);
+int cxmq_params_load(struct cxmq_dev_config *cfg, unsigned int *nr_devices,
+		     unsigned int *busy_every);
 
 /* os_linux.c: /sys/kernel/debug/cxmq/fail_init_hctx/ where the kernel has fault injection */
 void cxmq_fault_debugfs_init(struct dentry *root);

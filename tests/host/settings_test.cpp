@@ -927,7 +927,7 @@ std::string source_root()
 	}
 	tries.push_back("../..");
 	for (const std::string &t : tries)
-		if (std::ifstream(t + "/src/shim/main.c").good())
+		if (std::ifstream(t + "/src/shim/params.c").good())
 			return t;
 	return tries.back();
 }
@@ -973,14 +973,14 @@ const char *type_name(const cs::Setting &s)
 
 TEST_F(Settings, ShimDeclaresEveryParameter)
 {
-	const std::string src = read_source("src/shim/main.c");
+	const std::string src = read_source("src/shim/params.c");
 	std::set<std::string> declared;
 	// CXMQ_PARAM(name, type, "...");
 	for (auto &w : words_after(src, "\nCXMQ_PARAM(")) {
 		SCOPED_TRACE(w.second);
 		declared.insert(w.second);
 		int i = cxmq_setting_find(w.second.c_str());
-		ASSERT_GE(i, 0) << "main.c declares a parameter the table does not have";
+		ASSERT_GE(i, 0) << "params.c declares a parameter the table does not have";
 		std::string type = src.substr(w.first + 2, src.find(',', w.first + 2) - w.first - 2);
 		EXPECT_EQ(type, type_name(*cs::get(i)));
 	}
@@ -989,7 +989,7 @@ TEST_F(Settings, ShimDeclaresEveryParameter)
 		SCOPED_TRACE(w.second);
 		declared.insert(w.second);
 		int i = cxmq_setting_find(w.second.c_str());
-		ASSERT_GE(i, 0) << "main.c declares a parameter the table does not have";
+		ASSERT_GE(i, 0) << "params.c declares a parameter the table does not have";
 		const std::string type_decl = "__MODULE_PARM_TYPE(" + w.second + ", \"" +
 					      type_name(*cs::get(i)) + "\");";
 		EXPECT_NE(src.find(type_decl), std::string::npos) << type_decl;
