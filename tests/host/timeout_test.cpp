@@ -201,8 +201,7 @@ TEST_F(Timeout, ABackendCompletionWhileTheTimeoutEndsTheBiosFreesItAfterThem)
 	Queue *q = make_queue(make_config(1, 4), &be);
 	ASSERT_NE(q, nullptr);
 	cxmq_limits lim{};
-	lim.max_sectors = 2560;
-	lim.max_segments = 128;
+	cxmq_queue_default_limits(&q->config(), &lim); // the disk's, so that the two bios merge
 	q->set_host(&lim);
 	ASSERT_EQ(q->set_io_timeout("1"), 0);
 	// Two bios of one request: adjacent (sectors 0 and 8), under one plug.
