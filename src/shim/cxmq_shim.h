@@ -75,8 +75,7 @@ void cxmq_devs_set_busy_every(unsigned int n);
 
 /* params.c: the module parameters */
 void cxmq_default_config(struct cxmq_dev_config *cfg);
-int cxmq_params_load(struct cxmq_dev_config *cfg, unsigned int *nr_devices,
-		     unsigned int *busy_every);
+int cxmq_params_load(struct cxmq_dev_config *cfg, unsigned int *nr_devices);
 
 /* os_linux.c: /sys/kernel/debug/cxmq/fail_init_hctx/ where the kernel has fault injection */
 void cxmq_fault_debugfs_init(struct dentry *root);

@@ -138,7 +138,7 @@ static const struct block_device_operations cxmq_fops = {
 	.free_disk = cxmq_free_disk,
 };
 
-/* The busy_every parameter, written at runtime: every device at once. */
+/* The busy_every parameter applied (at load, and when written at runtime): every device at once. */
 void cxmq_devs_set_busy_every(unsigned int n)
 {
 	struct cxmq_dev *dev;
@@ -465,7 +465,7 @@ static int __init cxmq_init(void)
 	unsigned int i, nr_devices;
 	int ret;
 
-	ret = cxmq_params_load(&cfg, &nr_devices, &g_busy_every);
+	ret = cxmq_params_load(&cfg, &nr_devices);
 	if (ret)
 		return ret;
 

@@ -120,10 +120,9 @@ void cxmq_default_config(struct cxmq_dev_config *cfg)
 
 /*
  * At module init: the parameters' ranges and combinations checked (submit_queues is capped in
- * g_params too), and what they make.
+ * g_params too), busy_every applied as its runtime store does, and the devices to make.
  */
-int cxmq_params_load(struct cxmq_dev_config *cfg, unsigned int *nr_devices,
-		     unsigned int *busy_every)
+int cxmq_params_load(struct cxmq_dev_config *cfg, unsigned int *nr_devices)
 {
 	int ret;
 
@@ -133,7 +132,7 @@ int cxmq_params_load(struct cxmq_dev_config *cfg, unsigned int *nr_devices,
 	if (!ret) {
 		*cfg = g_params.dev;
 		*nr_devices = g_params.nr_devices;
-		*busy_every = g_params.busy_every;
+		cxmq_devs_set_busy_every(g_params.busy_every);
 	}
 	kernel_param_unlock(THIS_MODULE);
 	return ret;
